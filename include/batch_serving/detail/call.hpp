@@ -1,0 +1,166 @@
+// A call: one caller's items on their way through a server, and the one place
+// its answer is decided.
+//
+// Life of a call:
+//   1. The caller fills its inputs and hands it to an intake (`submit`).
+//   2. A partition takes its items, possibly in several slices that land in
+//      different executions (an explicit batch split to fill executions).
+//   3. Each execution delivers its slice: outputs (`deliver`) or an error
+//      (`fail`). Shutdown may also `fail` it.
+//   4. Exactly one of those finishes the call; that one then calls
+//      `complete()` once, outside every lock, to wake the caller or run its
+//      callback.
+//
+// Ownership is by reference count: the caller (or its future) holds one, the
+// server holds one while the call is queued and one per slice in flight.
+// Whoever holds a reference may touch the call.
+//
+// Ordering: slices may finish in any order (partitions run in parallel);
+// `deliver` hands outputs to `accept` strictly in call order, stashing a slice
+// that arrives before its predecessors. Streaming calls rely on the same order.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "batch_serving/error.hpp"
+#include "batch_serving/detail/spin_lock.hpp"
+
+namespace batch_serving::detail {
+
+using clock = std::chrono::steady_clock;
+
+template <class In, class Out>
+class call {
+ public:
+  call(const call&) = delete;
+  call& operator=(const call&) = delete;
+
+  // ---- references ----------------------------------------------------------
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // ---- intake side ---------------------------------------------------------
+
+  std::size_t size() const noexcept { return inputs_.size(); }
+  std::span<In> inputs() noexcept { return inputs_; }
+  clock::time_point enqueued_at() const noexcept { return enqueued_at_; }
+
+  // Fields owned by the intake that queued the call; see server_core.
+  call* next_in_queue = nullptr;  // guarded by the intake's queue mutex
+  std::size_t taken = 0;          // items placed in executions; guarded likewise
+
+  void mark_enqueued(clock::time_point now) noexcept { enqueued_at_ = now; }
+
+  // ---- completion side -----------------------------------------------------
+
+  // Hands the outputs for items [offset, offset + outputs.size()) to the call,
+  // which may move from them. Returns true if this finished the call; the
+  // caller of deliver must then call complete(). Late slices of a call that
+  // already finished (failed, shut down) are discarded.
+  bool deliver(std::size_t offset, std::span<Out> outputs) {
+    std::lock_guard guard(lock_);
+    if (finished_) return false;
+    if (offset != delivered_) {
+      stash_.emplace_back(offset, std::vector<Out>(std::make_move_iterator(outputs.begin()),
+                                                   std::make_move_iterator(outputs.end())));
+      return false;
+    }
+    accept(outputs);
+    delivered_ += outputs.size();
+    drain_stash();
+    if (delivered_ == size()) {
+      finished_ = true;
+      return true;
+    }
+    return false;
+  }
+
+  // Finishes the call with `e` unless it already finished. Returns true if
+  // this finished it; the caller of fail must then call complete().
+  bool fail(const error& e) {
+    std::lock_guard guard(lock_);
+    if (finished_) return false;
+    finished_ = true;
+    error_.emplace(e);
+    stash_.clear();
+    return true;
+  }
+
+  bool finished() const {
+    std::lock_guard guard(lock_);
+    return finished_;
+  }
+
+  // Wakes the caller / runs its callback. Called exactly once, by whoever got
+  // `true` from deliver() or fail(), outside every lock, while it holds a
+  // reference.
+  void complete() noexcept {
+    assert(!completed_.exchange(true) && "a call was completed twice");
+    on_complete();
+  }
+
+ protected:
+  call() = default;
+  virtual ~call() = default;
+
+  // Sets where the call's inputs live (storage owned by the subclass).
+  void set_inputs(std::span<In> inputs) noexcept { inputs_ = inputs; }
+
+  // Receives outputs strictly in call order, under the call's lock.
+  virtual void accept(std::span<Out> outputs) = 0;
+  virtual void on_complete() noexcept = 0;
+
+  // Readable once the call finished (after complete() was signalled).
+  const std::optional<error>& failure() const noexcept { return error_; }
+
+ private:
+  void drain_stash() {
+    while (!stash_.empty()) {
+      auto next = std::find_if(stash_.begin(), stash_.end(),
+                               [&](const auto& s) { return s.first == delivered_; });
+      if (next == stash_.end()) return;
+      accept(std::span<Out>(next->second));
+      delivered_ += next->second.size();
+      stash_.erase(next);
+    }
+  }
+
+  std::atomic<int> refs_{1};
+  std::span<In> inputs_;
+  clock::time_point enqueued_at_{};
+
+  mutable spin_lock lock_;
+  bool finished_ = false;      // guarded by lock_
+  std::size_t delivered_ = 0;  // items accepted in order; guarded by lock_
+  std::optional<error> error_;  // guarded by lock_ until finished
+  std::vector<std::pair<std::size_t, std::vector<Out>>> stash_;  // guarded by lock_
+#ifndef NDEBUG
+  std::atomic<bool> completed_{false};
+#endif
+};
+
+// Where calls enter a batching engine. The in-process server implements it;
+// a remote transport will feed the same server through it.
+template <class In, class Out>
+class intake {
+ public:
+  virtual ~intake() = default;
+  // Queues `c`. On success the intake holds its own reference; on failure it
+  // holds none and returns why (e.g. shutting_down).
+  virtual std::optional<error> submit(call<In, Out>& c) = 0;
+};
+
+}  // namespace batch_serving::detail

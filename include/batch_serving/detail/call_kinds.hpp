@@ -1,0 +1,133 @@
+// The concrete kinds of call: where inputs are kept, where outputs go, and
+// how the caller learns the call finished.
+//
+//   stored_call   owns its inputs and collects its outputs
+//   waiting_call  + a completion flag a blocking caller waits on
+//   future_call   + the future_state a future<T> waits on
+//   callback_call + a callback run when the call finishes
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "batch_serving/detail/call.hpp"
+#include "batch_serving/detail/completion_flag.hpp"
+#include "batch_serving/detail/serving_definition.hpp"
+#include "batch_serving/future.hpp"
+#include "batch_serving/result.hpp"
+
+namespace batch_serving::detail {
+
+// Many: an explicit batch (vector in, vector out); otherwise one item.
+template <class In, class Out, bool Many>
+class stored_call : public call<In, Out> {
+ public:
+  using inputs_type = std::conditional_t<Many, std::vector<In>, In>;
+  using answer_type = std::conditional_t<Many, std::vector<Out>, Out>;
+
+  // The batch-level answer; call once, after the call finished.
+  result<answer_type> take_answer() {
+    if (this->failure()) return *this->failure();
+    if constexpr (Many) {
+      return std::move(outputs_);
+    } else {
+      return std::move(*outputs_);
+    }
+  }
+
+ protected:
+  explicit stored_call(inputs_type inputs) : inputs_(std::move(inputs)) {
+    if constexpr (Many) {
+      this->set_inputs(std::span<In>(inputs_));
+      outputs_.reserve(inputs_.size());
+    } else {
+      this->set_inputs(std::span<In>(&inputs_, 1));
+    }
+  }
+
+  void accept(std::span<Out> outputs) override {
+    if constexpr (Many) {
+      for (auto& out : outputs) outputs_.push_back(std::move(out));
+    } else {
+      outputs_.emplace(std::move(outputs.front()));
+    }
+  }
+
+ private:
+  inputs_type inputs_;
+  std::conditional_t<Many, std::vector<Out>, std::optional<Out>> outputs_;
+};
+
+template <class In, class Out, bool Many>
+class waiting_call : public stored_call<In, Out, Many> {
+ public:
+  explicit waiting_call(typename stored_call<In, Out, Many>::inputs_type inputs)
+      : stored_call<In, Out, Many>(std::move(inputs)) {}
+
+  void wait() noexcept { done_.wait(); }
+  bool wait_until(clock::time_point deadline) noexcept { return done_.wait_until(deadline); }
+  bool ready() const noexcept { return done_.is_set(); }
+
+ protected:
+  void on_complete() noexcept override { done_.set(); }
+
+ private:
+  completion_flag done_;
+};
+
+template <class In, class Out, class CallIn, class CallOut, bool Many>
+class future_call final
+    : public waiting_call<In, Out, Many>,
+      public future_state<std::conditional_t<Many, std::vector<CallOut>, CallOut>> {
+ public:
+  using value_type = std::conditional_t<Many, std::vector<CallOut>, CallOut>;
+  using definition = serving_definition<In, Out, CallIn, CallOut>;
+
+  future_call(typename stored_call<In, Out, Many>::inputs_type inputs,
+              std::shared_ptr<const definition> def)
+      : waiting_call<In, Out, Many>(std::move(inputs)), def_(std::move(def)) {}
+
+  void wait() noexcept override { waiting_call<In, Out, Many>::wait(); }
+  bool wait_until(clock::time_point deadline) noexcept override {
+    return waiting_call<In, Out, Many>::wait_until(deadline);
+  }
+  bool ready() const noexcept override { return waiting_call<In, Out, Many>::ready(); }
+  result<value_type> take() override { return def_->finish(this->take_answer()); }
+  void drop() noexcept override { this->release(); }
+
+ private:
+  std::shared_ptr<const definition> def_;
+};
+
+template <class In, class Out, class CallIn, class CallOut, bool Many, class Callback>
+class callback_call final : public stored_call<In, Out, Many> {
+ public:
+  using value_type = std::conditional_t<Many, std::vector<CallOut>, CallOut>;
+  using definition = serving_definition<In, Out, CallIn, CallOut>;
+
+  callback_call(typename stored_call<In, Out, Many>::inputs_type inputs,
+                std::shared_ptr<const definition> def, Callback callback)
+      : stored_call<In, Out, Many>(std::move(inputs)),
+        def_(std::move(def)),
+        callback_(std::move(callback)) {}
+
+ protected:
+  void on_complete() noexcept override {
+    try {
+      callback_(def_->finish(this->take_answer()));
+    } catch (...) {
+      // A callback's exception must not escape onto a server thread, and it
+      // has no caller left to go to: it is dropped (documented on dispatch_async).
+    }
+  }
+
+ private:
+  std::shared_ptr<const definition> def_;
+  Callback callback_;
+};
+
+}  // namespace batch_serving::detail

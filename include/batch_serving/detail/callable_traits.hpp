@@ -1,0 +1,47 @@
+// The parameter type of a one-argument callable, so map_inputs can learn the
+// caller-facing type from a plain lambda. Generic lambdas have none: name the
+// type explicitly, map_inputs<T>(f).
+#pragma once
+
+#include <type_traits>
+
+namespace batch_serving::detail {
+
+template <class F, class = void>
+struct sole_parameter {};
+
+template <class R, class A>
+struct sole_parameter<R (*)(A)> {
+  using type = A;
+};
+template <class R, class A>
+struct sole_parameter<R (*)(A) noexcept> {
+  using type = A;
+};
+template <class C, class R, class A>
+struct sole_parameter<R (C::*)(A)> {
+  using type = A;
+};
+template <class C, class R, class A>
+struct sole_parameter<R (C::*)(A) const> {
+  using type = A;
+};
+template <class C, class R, class A>
+struct sole_parameter<R (C::*)(A) noexcept> {
+  using type = A;
+};
+template <class C, class R, class A>
+struct sole_parameter<R (C::*)(A) const noexcept> {
+  using type = A;
+};
+template <class F>
+struct sole_parameter<F, std::void_t<decltype(&F::operator())>>
+    : sole_parameter<decltype(&F::operator())> {};
+
+template <class F>
+using sole_parameter_t = std::remove_cvref_t<typename sole_parameter<std::decay_t<F>>::type>;
+
+template <class F>
+concept has_sole_parameter = requires { typename sole_parameter<std::decay_t<F>>::type; };
+
+}  // namespace batch_serving::detail

@@ -1,0 +1,52 @@
+// A one-shot flag a single waiter blocks on until another thread sets it.
+//
+// Waiting is adaptive: the waiter spins briefly, then announces that it sleeps
+// and sleeps on a futex. `set()` is a plain atomic exchange when nobody sleeps,
+// so a spinning waiter is released without a system call; only a sleeping
+// waiter costs a wake.
+//
+// Memory ordering: everything written before set() is visible to a waiter
+// that returned from wait() / saw is_set() (release/acquire on state_).
+//
+// set() may run concurrently with the flag's owner freeing it once it sees the
+// flag set: the only access after the exchange is the futex wake, which uses
+// the address as a key and never reads the memory.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace batch_serving::detail {
+
+// Thin wrappers over the platform's address-keyed wait (futex on Linux).
+void wait_on_address(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                     std::chrono::nanoseconds timeout) noexcept;  // timeout < 0: none
+void wake_all_on_address(std::atomic<std::uint32_t>& word) noexcept;
+
+class completion_flag {
+ public:
+  bool is_set() const noexcept { return state_.load(std::memory_order_acquire) == set_; }
+
+  // Sets the flag and wakes the waiter. Call at most once.
+  void set() noexcept {
+    if (state_.exchange(set_, std::memory_order_acq_rel) == sleeping_) wake_all_on_address(state_);
+  }
+
+  // Blocks until set().
+  void wait() noexcept;
+
+  // Blocks until set() or `deadline`; true if set.
+  bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept;
+
+ private:
+  static constexpr std::uint32_t unset_ = 0;
+  static constexpr std::uint32_t sleeping_ = 1;
+  static constexpr std::uint32_t set_ = 2;
+
+  bool spin() const noexcept;
+
+  std::atomic<std::uint32_t> state_{unset_};
+};
+
+}  // namespace batch_serving::detail

@@ -1,0 +1,109 @@
+// future<T>: the handle an asynchronous dispatch returns. Like std::future,
+// but get() returns a result<T> (it never throws for a failed call), waiting
+// spins briefly before sleeping, and dropping an unfinished future is fine:
+// the call still runs, its answer is discarded.
+//
+//   batch_serving::future<int> f = srv.dispatch_async(7);
+//   do_other_work();
+//   batch_serving::result<int> r = f.get();   // waits if needed
+#pragma once
+
+#include <chrono>
+#include <utility>
+
+#include "batch_serving/result.hpp"
+
+namespace batch_serving {
+
+namespace detail {
+// What a future waits on; implemented by the asynchronous call kinds.
+template <class T>
+class future_state {
+ public:
+  virtual void wait() noexcept = 0;
+  virtual bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept = 0;
+  virtual bool ready() const noexcept = 0;
+  // The answer, mapped for the caller (map_results runs here). Once.
+  virtual result<T> take() = 0;
+  // Gives up the future's reference.
+  virtual void drop() noexcept = 0;
+
+ protected:
+  ~future_state() = default;
+};
+}  // namespace detail
+
+// Move-only. One thread may use a future at a time; get() may be called once.
+template <class T>
+class [[nodiscard]] future {
+ public:
+  future() = default;
+  explicit future(detail::future_state<T>* state) noexcept : state_(state) {}
+  future(future&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  future& operator=(future&& other) noexcept {
+    if (this != &other) {
+      reset();
+      state_ = std::exchange(other.state_, nullptr);
+    }
+    return *this;
+  }
+  future(const future&) = delete;
+  future& operator=(const future&) = delete;
+  ~future() { reset(); }
+
+  // False for a default-constructed or moved-from future, or after get().
+  bool valid() const noexcept { return state_ != nullptr; }
+
+  // True once the answer is there (get() will not block). Requires valid().
+  bool ready() const noexcept { return state_->ready(); }
+
+  // Blocks until ready(). Requires valid().
+  void wait() const noexcept { state_->wait(); }
+
+  // Blocks until ready() or the time passes; returns ready(). Requires valid().
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
+    return state_->wait_until(std::chrono::steady_clock::now() + timeout);
+  }
+  bool wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
+    return state_->wait_until(deadline);
+  }
+
+  // Blocks until ready and returns the answer; the future becomes invalid.
+  // Requires valid(). Runs the serving's map_results in this thread.
+  result<T> get() {
+    state_->wait();
+    detail::future_state<T>* state = std::exchange(state_, nullptr);
+    struct dropper {
+      detail::future_state<T>* s;
+      ~dropper() { s->drop(); }
+    } guard{state};
+    return state->take();
+  }
+
+ private:
+  void reset() noexcept {
+    if (state_ != nullptr) std::exchange(state_, nullptr)->drop();
+  }
+
+  detail::future_state<T>* state_ = nullptr;
+};
+
+}  // namespace batch_serving
+
+namespace batch_serving::detail {
+// A future that was answered before it started (bad input): holds its answer.
+template <class T>
+class ready_future_state final : public future_state<T> {
+ public:
+  explicit ready_future_state(batch_serving::error e) : answer_(std::move(e)) {}
+  void wait() noexcept override {}
+  bool wait_until(std::chrono::steady_clock::time_point) noexcept override { return true; }
+  bool ready() const noexcept override { return true; }
+  result<T> take() override { return std::move(answer_); }
+  void drop() noexcept override { delete this; }
+
+ private:
+  result<T> answer_;
+};
+}  // namespace batch_serving::detail

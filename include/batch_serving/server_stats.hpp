@@ -1,0 +1,29 @@
+// Counters a server keeps about its work, read with server::stats().
+//
+//   auto s = srv.stats();
+//   std::printf("%llu executions, mean fill %.1f\n",
+//               (unsigned long long)s.executions, s.mean_batch());
+#pragma once
+
+#include <cstdint>
+
+namespace batch_serving {
+
+// A snapshot; each counter is exact, the set is not one atomic cut.
+struct server_stats {
+  std::uint64_t calls_accepted = 0;      // calls queued (dispatch counts 1)
+  std::uint64_t items_accepted = 0;      // items in those calls
+  std::uint64_t calls_rejected = 0;      // refused at the door (shutting down)
+  std::uint64_t executions = 0;          // batch function runs
+  std::uint64_t items_executed = 0;      // items in those runs
+  std::uint64_t failed_executions = 0;   // runs that threw or returned a wrong count
+  std::uint64_t calls_shut_down = 0;     // answered shutting_down by shutdown
+
+  // Mean items per execution (batch fill), 0 before the first execution.
+  double mean_batch() const noexcept {
+    return executions == 0 ? 0.0
+                           : static_cast<double>(items_executed) / static_cast<double>(executions);
+  }
+};
+
+}  // namespace batch_serving

@@ -1,0 +1,59 @@
+#include "batch_serving/detail/registry.hpp"
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <mutex>
+
+namespace batch_serving::detail {
+namespace {
+
+struct registry {
+  std::mutex mu;
+  std::map<std::string, std::weak_ptr<endpoint_base>, std::less<>> servers;  // guarded by mu
+};
+
+registry& the_registry() {
+  static registry instance;  // never destroyed before servers using it: function-local static
+  return instance;
+}
+
+}  // namespace
+
+bool register_endpoint(const std::string& name, std::weak_ptr<endpoint_base> server) {
+  auto& r = the_registry();
+  std::lock_guard lock(r.mu);
+  auto [it, inserted] = r.servers.try_emplace(name, server);
+  if (inserted) return true;
+  if (!it->second.expired()) return false;
+  it->second = std::move(server);  // the previous holder is gone
+  return true;
+}
+
+void unregister_endpoint(const std::string& name, const endpoint_base* server) noexcept {
+  auto& r = the_registry();
+  std::lock_guard lock(r.mu);
+  auto it = r.servers.find(name);
+  if (it == r.servers.end()) return;
+  auto holder = it->second.lock();
+  if (holder == nullptr || holder.get() == server) r.servers.erase(it);
+}
+
+std::shared_ptr<endpoint_base> find_endpoint(std::string_view name) {
+  auto& r = the_registry();
+  std::lock_guard lock(r.mu);
+  auto it = r.servers.find(name);
+  return it == r.servers.end() ? nullptr : it->second.lock();
+}
+
+std::string type_name(const std::type_info& type) {
+  int status = 0;
+  char* readable = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  std::string name = (status == 0 && readable != nullptr) ? readable : type.name();
+  std::free(readable);  // NOLINT: __cxa_demangle allocates with malloc
+  return name;
+}
+
+}  // namespace batch_serving::detail

@@ -16,10 +16,10 @@ namespace batch_serving {
 struct server_options {
   // Registers the server process-wide under this name for dispatch by name.
   // Empty: not registered. A name already taken by a running server is an error.
-  std::string name;
+  std::string name{};
   // The most items one execution holds. Default: the serving's batch_size(n),
   // or 1 when the serving sets none (as in the seed).
-  std::optional<std::size_t> batch_size;
+  std::optional<std::size_t> batch_size{};
   // How long the oldest queued item waits for company before its batch runs
   // anyway. Zero runs whatever is queued as soon as a partition is free.
   std::chrono::microseconds batch_timeout = std::chrono::milliseconds(100);

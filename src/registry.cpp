@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 namespace batch_serving::detail {
 namespace {
@@ -53,6 +54,12 @@ std::string type_name(const std::type_info& type) {
   char* readable = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
   std::string name = (status == 0 && readable != nullptr) ? readable : type.name();
   std::free(readable);  // NOLINT: __cxa_demangle allocates with malloc
+  // Spell the standard string the way people write it.
+  static constexpr std::string_view long_string =
+      "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >";
+  for (auto at = name.find(long_string); at != std::string::npos; at = name.find(long_string)) {
+    name.replace(at, long_string.size(), "std::string");
+  }
   return name;
 }
 

@@ -225,9 +225,11 @@ TEST(StressTest, EveryCallGetsExactlyItsOwnAnswerOnce) {
   while (done < total_calls) {
     const round_config config = random_config(rng);
     const std::uint64_t round_seed = rng();
+    // About ten rounds whatever the total, so every run sees several configurations.
+    const std::uint64_t round_calls =
+        std::min(total_calls - done, std::max<std::uint64_t>(2'000, total_calls / 10));
     const std::uint64_t per_caller =
-        std::max<std::uint64_t>(1, std::min<std::uint64_t>(total_calls - done, 20'000) /
-                                       static_cast<std::uint64_t>(config.callers));
+        std::max<std::uint64_t>(1, round_calls / static_cast<std::uint64_t>(config.callers));
     SCOPED_TRACE("seed " + std::to_string(seed) + ", round " + std::to_string(rounds) +
                  ": batch_size " + std::to_string(config.batch_size) + ", timeout " +
                  std::to_string(config.batch_timeout.count()) + "us, partitions " +

@@ -99,11 +99,6 @@ class call {
     return true;
   }
 
-  bool finished() const {
-    std::lock_guard guard(lock_);
-    return finished_;
-  }
-
   // Wakes the caller / runs its callback. Called exactly once, by whoever got
   // `true` from deliver() or fail(), outside every lock, while it holds a
   // reference.
@@ -142,7 +137,7 @@ class call {
   std::span<In> inputs_;
   clock::time_point enqueued_at_{};
 
-  mutable spin_lock lock_;
+  spin_lock lock_;
   bool finished_ = false;      // guarded by lock_
   std::size_t delivered_ = 0;  // items accepted in order; guarded by lock_
   std::optional<error> error_;  // guarded by lock_ until finished

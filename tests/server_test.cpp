@@ -422,3 +422,15 @@ TEST(ServerTest, CountsCallsItemsAndExecutions) {
   EXPECT_EQ(s.items_executed, 4u);
   EXPECT_DOUBLE_EQ(s.mean_batch(), 4.0);
 }
+
+struct context_free_module {
+  std::vector<int> handle_batch(std::span<const int> xs) {
+    return std::vector<int>(xs.size(), static_cast<int>(xs.size()));
+  }
+};
+
+TEST(ServerTest, AcceptsAModuleWhoseHandleBatchTakesNoContext) {
+  auto serving = bs::serving<int, int>::from_module<context_free_module>();
+  bs::server srv(serving, {.batch_size = 3, .batch_timeout = 0ms});
+  EXPECT_EQ(srv.dispatch_many({1, 2, 3}).value(), (std::vector<int>{3, 3, 3}));
+}

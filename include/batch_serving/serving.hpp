@@ -52,11 +52,15 @@ concept batch_function =
     (std::invocable<F&, std::span<const In>> &&
      std::convertible_to<std::invoke_result_t<F&, std::span<const In>>, std::vector<Out>>);
 
-// A module: per-partition state with a handle_batch member.
+// A module: per-partition state with a handle_batch member, taking the
+// execution's inputs and, if it wants it, the execution's context.
 template <class M, class In, class Out>
-concept batch_module = requires(M& m, std::span<const In> batch, execution_context& ctx) {
-  { m.handle_batch(batch, ctx) } -> std::convertible_to<std::vector<Out>>;
-};
+concept batch_module =
+    requires(M& m, std::span<const In> batch, execution_context& ctx) {
+      { m.handle_batch(batch, ctx) } -> std::convertible_to<std::vector<Out>>;
+    } || requires(M& m, std::span<const In> batch) {
+      { m.handle_batch(batch) } -> std::convertible_to<std::vector<Out>>;
+    };
 
 namespace detail {
 
@@ -82,7 +86,11 @@ class module_handler final : public batch_handler<In, Out> {
   template <class... Args>
   explicit module_handler(Args&&... args) : module_(std::forward<Args>(args)...) {}
   std::vector<Out> handle_batch(std::span<const In> batch, execution_context& ctx) override {
-    return module_.handle_batch(batch, ctx);
+    if constexpr (requires { module_.handle_batch(batch, ctx); }) {
+      return module_.handle_batch(batch, ctx);
+    } else {
+      return module_.handle_batch(batch);
+    }
   }
 
  private:
@@ -119,8 +127,9 @@ class serving {
   // (the seed's init): as Module(const partition_info&, args...) when that
   // constructor exists, otherwise Module(args...). Each partition calls its
   // own instance's `handle_batch(std::span<const In>, execution_context&)`,
-  // never concurrently. Inline runs create a fresh instance per run, as the
-  // seed does. `args` are copied and kept for later partitions.
+  // never concurrently; the context parameter may be left out. Inline runs
+  // create a fresh instance per run, as the seed does. `args` are copied and
+  // kept for later partitions.
   template <class Module, class... Args>
     requires batch_module<Module, In, Out> && std::same_as<In, CallIn> &&
              std::same_as<Out, CallOut> &&

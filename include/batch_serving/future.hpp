@@ -63,7 +63,18 @@ class [[nodiscard]] future {
   // Blocks until ready() or the time passes; returns ready(). Requires valid().
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
-    return state_->wait_until(std::chrono::steady_clock::now() + timeout);
+    using clock = std::chrono::steady_clock;
+    const auto now = clock::now();
+    // Saturate: a timeout past the clock's range means "no timeout", not an overflow.
+    // (Compare in the timeout's own unit: converting hours::max() to
+    // nanoseconds would itself overflow.)
+    const auto room = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
+        clock::time_point::max() - now);
+    if (timeout >= room) {
+      state_->wait();
+      return true;
+    }
+    return state_->wait_until(now + std::chrono::ceil<clock::duration>(timeout));
   }
   bool wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
     return state_->wait_until(deadline);

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev
   libsqlite3-dev
   pkg-config
+  libeigen3-dev
 )
 
 # The format check needs clang-format 16 or later (.clang-format uses options

@@ -10,3 +10,7 @@
 #include "batch_serving/server_options.hpp"
 #include "batch_serving/server_stats.hpp"
 #include "batch_serving/serving.hpp"
+#include "batch_serving/streaming.hpp"
+#include "batch_serving/streaming_server.hpp"
+#include "batch_serving/event.hpp"
+#include "batch_serving/event_stream.hpp"

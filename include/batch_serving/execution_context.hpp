@@ -17,6 +17,16 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "batch_serving/detail/hook_payload.hpp"
+#include "batch_serving/error.hpp"
 
 namespace batch_serving {
 
@@ -37,17 +47,46 @@ struct partition_info {
 // during the call it was passed to.
 class execution_context {
  public:
-  execution_context(const partition_info& where, std::size_t size) noexcept
-      : where_(where), size_(size) {}
+  execution_context(const partition_info& where, std::size_t size,
+                    detail::hook_sink* hooks = nullptr) noexcept
+      : where_(where), size_(size), hooks_(hooks) {}
 
   execution_mode mode() const noexcept { return where_.mode; }
   std::size_t partition() const noexcept { return where_.index; }
   // Items in this execution.
   std::size_t size() const noexcept { return size_; }
 
+  // Emits the hook `hook` of a streaming serving: `payload[i]` belongs to
+  // input i, so it must hold size() entries. Each streaming caller receives,
+  // as a hook event, the entries of its own items, in its stream's order;
+  // read them with event::payload<T>(). Throws serving_error
+  // (invalid_argument) if the serving did not declare `hook` or the payload
+  // has the wrong length; uncaught, that fails the execution.
+  // Allocates once per call (the payload is shared by all callers).
+  template <class T>
+  void emit(std::string_view hook, std::vector<T> payload) {
+    static_assert(!std::is_same_v<T, bool>, "use std::vector<char> or a struct, not vector<bool>");
+    if (payload.size() != size_) {
+      throw serving_error(errc::invalid_argument,
+                          "hook '" + std::string(hook) + "' payload has " +
+                              std::to_string(payload.size()) + " entries for " +
+                              std::to_string(size_) + " items");
+    }
+    if (hooks_ == nullptr) {
+      throw serving_error(errc::invalid_argument,
+                          "hook '" + std::string(hook) +
+                              "' emitted, but this serving declares no hooks "
+                              "(declare it with streaming({.hooks = {...}}))");
+    }
+    auto owner = std::make_shared<const std::vector<T>>(std::move(payload));
+    hooks_->emit(hook,
+                 detail::hook_payload{owner, &typeid(T), owner->data(), sizeof(T), size_});
+  }
+
  private:
   const partition_info& where_;
   std::size_t size_;
+  detail::hook_sink* hooks_;
 };
 
 }  // namespace batch_serving

@@ -65,12 +65,12 @@ class [[nodiscard]] future {
   bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
     using clock = std::chrono::steady_clock;
     const auto now = clock::now();
-    // Saturate: a timeout past the clock's range means "no timeout", not an overflow.
-    // (Compare in the timeout's own unit: converting hours::max() to
-    // nanoseconds would itself overflow.)
-    const auto room = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
-        clock::time_point::max() - now);
-    if (timeout >= room) {
+    // Saturate: a timeout past the clock's range means "no timeout", not an
+    // overflow. Compare in floating-point seconds: converting either side to
+    // the other's unit (hours::max() to ns, or the room to int µs) overflows.
+    using seconds = std::chrono::duration<double>;
+    if (std::chrono::duration_cast<seconds>(timeout) >=
+        std::chrono::duration_cast<seconds>(clock::time_point::max() - now)) {
       state_->wait();
       return true;
     }

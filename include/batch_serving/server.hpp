@@ -57,7 +57,9 @@ namespace detail {
 core_options resolve_options(const server_options& options, std::optional<std::size_t> serving_batch_size);
 }  // namespace detail
 
-template <class In, class Out, class CallIn = In, class CallOut = Out>
+// Streaming: a server started from a streaming_serving answers with event
+// streams instead (see streaming_server.hpp).
+template <class In, class Out, class CallIn = In, class CallOut = Out, bool Streaming = false>
 class server {
   using client_type = detail::client<In, Out, CallIn, CallOut>;
 
@@ -143,3 +145,6 @@ class server {
 };
 
 }  // namespace batch_serving
+
+// The streaming specialization of server.
+#include "batch_serving/streaming_server.hpp"

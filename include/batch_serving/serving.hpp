@@ -42,6 +42,10 @@
 
 namespace batch_serving {
 
+struct streaming_options;
+template <class In, class Out, class CallIn, class CallOut>
+class streaming_serving;
+
 // A batch function: takes the execution's inputs (and optionally its
 // context) and returns exactly one output per input, in order.
 template <class F, class In, class Out>
@@ -243,6 +247,11 @@ class serving {
     return run_many(std::span<const CallIn>(items.begin(), items.size()));
   }
 
+  // A streaming copy: callers get event streams (see streaming.hpp), and the
+  // batch function may emit the declared hooks. Throws serving_error
+  // (invalid_argument) for an empty or repeated hook name.
+  streaming_serving<In, Out, CallIn, CallOut> streaming(streaming_options options) const;
+
   // For server: the shared definition.
   const std::shared_ptr<const definition>& definition_ptr() const noexcept { return def_; }
 
@@ -262,3 +271,6 @@ class serving {
 };
 
 }  // namespace batch_serving
+
+// streaming() is defined there; included last so either header may come first.
+#include "batch_serving/streaming.hpp"

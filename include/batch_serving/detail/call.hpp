@@ -17,7 +17,9 @@
 //
 // Ordering: slices may finish in any order (partitions run in parallel);
 // `deliver` hands outputs to `accept` strictly in call order, stashing a slice
-// that arrives before its predecessors. Streaming calls rely on the same order.
+// that arrives before its predecessors. A slice's hook events (streaming) go
+// through the same gate, so a caller sees [hooks, outputs] of its first slice,
+// then of its second, and so on.
 #pragma once
 
 #include <algorithm>
@@ -32,8 +34,9 @@
 #include <utility>
 #include <vector>
 
-#include "batch_serving/error.hpp"
+#include "batch_serving/detail/hook_payload.hpp"
 #include "batch_serving/detail/spin_lock.hpp"
+#include "batch_serving/error.hpp"
 
 namespace batch_serving::detail {
 
@@ -61,6 +64,9 @@ class call {
   // Fields owned by the intake that queued the call; see server_core.
   call* next_in_queue = nullptr;  // guarded by the intake's queue mutex
   std::size_t taken = 0;          // items placed in executions; guarded likewise
+  // Nonzero: slices must start and end at multiples of this many items (hook
+  // streams keep each chunk in one execution). Set before submit.
+  std::size_t indivisible_chunk = 0;
 
   void mark_enqueued(clock::time_point now) noexcept { enqueued_at_ = now; }
 
@@ -74,18 +80,30 @@ class call {
     std::lock_guard guard(lock_);
     if (finished_) return false;
     if (offset != delivered_) {
-      stash_.emplace_back(offset, std::vector<Out>(std::make_move_iterator(outputs.begin()),
-                                                   std::make_move_iterator(outputs.end())));
+      pending_at(offset).outputs.emplace(std::make_move_iterator(outputs.begin()),
+                                         std::make_move_iterator(outputs.end()));
       return false;
     }
     accept(outputs);
     delivered_ += outputs.size();
-    drain_stash();
+    drain_pending();
     if (delivered_ == size()) {
       finished_ = true;
       return true;
     }
     return false;
+  }
+
+  // Hands a hook event for the slice at `offset` to the call, in order with
+  // the call's outputs. Never finishes the call.
+  void deliver_hook(std::size_t offset, hook_slice&& hook) {
+    std::lock_guard guard(lock_);
+    if (finished_) return;
+    if (offset == delivered_) {
+      accept_hook(std::move(hook));
+    } else {
+      pending_at(offset).hooks.push_back(std::move(hook));
+    }
   }
 
   // Finishes the call with `e` unless it already finished. Returns true if
@@ -95,7 +113,7 @@ class call {
     if (finished_) return false;
     finished_ = true;
     error_.emplace(e);
-    stash_.clear();
+    pending_.clear();
     return true;
   }
 
@@ -114,22 +132,49 @@ class call {
   // Sets where the call's inputs live (storage owned by the subclass).
   void set_inputs(std::span<In> inputs) noexcept { inputs_ = inputs; }
 
-  // Receives outputs strictly in call order, under the call's lock.
+  // Receive outputs and hook events strictly in call order, under the
+  // call's lock. Only streaming calls care about hooks.
   virtual void accept(std::span<Out> outputs) = 0;
+  virtual void accept_hook(hook_slice&&) {}
   virtual void on_complete() noexcept = 0;
+
+ public:
+  // Called by the executor after each deliver / deliver_hook, outside every
+  // lock: where a streaming call wakes its reader or runs its callbacks.
+  virtual void after_delivery() noexcept {}
+
+ protected:
 
   // Readable once the call finished (after complete() was signalled).
   const std::optional<error>& failure() const noexcept { return error_; }
 
  private:
-  void drain_stash() {
-    while (!stash_.empty()) {
-      auto next = std::find_if(stash_.begin(), stash_.end(),
-                               [&](const auto& s) { return s.first == delivered_; });
-      if (next == stash_.end()) return;
-      accept(std::span<Out>(next->second));
-      delivered_ += next->second.size();
-      stash_.erase(next);
+  // What arrived for a slice before its predecessors were delivered.
+  struct pending_slice {
+    std::size_t offset;
+    std::vector<hook_slice> hooks;
+    std::optional<std::vector<Out>> outputs;
+  };
+
+  pending_slice& pending_at(std::size_t offset) {
+    for (auto& p : pending_) {
+      if (p.offset == offset) return p;
+    }
+    return pending_.emplace_back(pending_slice{offset, {}, std::nullopt});
+  }
+
+  // Delivers what waited for the slices now at the front, in order.
+  void drain_pending() {
+    while (!pending_.empty()) {
+      auto next = std::find_if(pending_.begin(), pending_.end(),
+                               [&](const pending_slice& p) { return p.offset == delivered_; });
+      if (next == pending_.end()) return;
+      for (auto& hook : next->hooks) accept_hook(std::move(hook));
+      next->hooks.clear();
+      if (!next->outputs) return;  // its execution is still running
+      accept(std::span<Out>(*next->outputs));
+      delivered_ += next->outputs->size();
+      pending_.erase(next);
     }
   }
 
@@ -141,7 +186,7 @@ class call {
   bool finished_ = false;      // guarded by lock_
   std::size_t delivered_ = 0;  // items accepted in order; guarded by lock_
   std::optional<error> error_;  // guarded by lock_ until finished
-  std::vector<std::pair<std::size_t, std::vector<Out>>> stash_;  // guarded by lock_
+  std::vector<pending_slice> pending_;  // guarded by lock_
 #ifndef NDEBUG
   std::atomic<bool> completed_{false};
 #endif

@@ -22,11 +22,30 @@
 
 namespace batch_serving::detail {
 
-// Many: an explicit batch (vector in, vector out); otherwise one item.
+// A call that owns its inputs. Many: an explicit batch; otherwise one item.
 template <class In, class Out, bool Many>
-class stored_call : public call<In, Out> {
+class owned_inputs_call : public call<In, Out> {
  public:
   using inputs_type = std::conditional_t<Many, std::vector<In>, In>;
+
+ protected:
+  explicit owned_inputs_call(inputs_type inputs) : inputs_(std::move(inputs)) {
+    if constexpr (Many) {
+      this->set_inputs(std::span<In>(inputs_));
+    } else {
+      this->set_inputs(std::span<In>(&inputs_, 1));
+    }
+  }
+
+ private:
+  inputs_type inputs_;
+};
+
+// ... that also collects its outputs into one answer.
+template <class In, class Out, bool Many>
+class stored_call : public owned_inputs_call<In, Out, Many> {
+ public:
+  using typename owned_inputs_call<In, Out, Many>::inputs_type;
   using answer_type = std::conditional_t<Many, std::vector<Out>, Out>;
 
   // The batch-level answer; call once, after the call finished.
@@ -40,13 +59,9 @@ class stored_call : public call<In, Out> {
   }
 
  protected:
-  explicit stored_call(inputs_type inputs) : inputs_(std::move(inputs)) {
-    if constexpr (Many) {
-      this->set_inputs(std::span<In>(inputs_));
-      outputs_.reserve(inputs_.size());
-    } else {
-      this->set_inputs(std::span<In>(&inputs_, 1));
-    }
+  explicit stored_call(inputs_type inputs)
+      : owned_inputs_call<In, Out, Many>(std::move(inputs)) {
+    if constexpr (Many) outputs_.reserve(this->size());
   }
 
   void accept(std::span<Out> outputs) override {
@@ -58,7 +73,6 @@ class stored_call : public call<In, Out> {
   }
 
  private:
-  inputs_type inputs_;
   std::conditional_t<Many, std::vector<Out>, std::optional<Out>> outputs_;
 };
 

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -54,8 +55,10 @@ template <class In, class Out>
 class server_core final : public intake<In, Out>,
                           public std::enable_shared_from_this<server_core<In, Out>> {
  public:
-  server_core(handler_factory<In, Out> factory, core_options options)
-      : factory_(std::move(factory)), options_(std::move(options)),
+  // `hooks`: the hook names a streaming serving declared (may be empty).
+  server_core(handler_factory<In, Out> factory, core_options options,
+              std::vector<std::string> hooks = {})
+      : factory_(std::move(factory)), options_(std::move(options)), hooks_(std::move(hooks)),
         partitions_(options_.partitions) {}
 
   ~server_core() override = default;
@@ -220,6 +223,10 @@ class server_core final : public intake<In, Out>,
   }
 
   error refusal() const {  // requires mu_
+    if (state_ == lifecycle::starting) {
+      // Reachable by name only: the name is taken before the partitions start.
+      return error(errc::no_serving, "server " + display_name() + " is still starting");
+    }
     if (state_ == lifecycle::stopped) {
       return error(errc::no_serving, "server " + display_name() + " is stopped");
     }
@@ -323,7 +330,12 @@ class server_core final : public intake<In, Out>,
     std::size_t room = options_.batch_size;
     while (room > 0 && head_ != nullptr) {
       call<In, Out>* c = head_;
-      const std::size_t length = std::min(c->size() - c->taken, room);
+      const std::size_t left = c->size() - c->taken;
+      std::size_t length = std::min(left, room);
+      if (c->indivisible_chunk != 0 && length < left) {
+        length -= length % c->indivisible_chunk;  // whole chunks only
+        if (length == 0) break;                   // the next chunk waits for the next execution
+      }
       part.in_flight.push_back({c, c->taken, length});
       c->taken += length;
       room -= length;
@@ -347,7 +359,8 @@ class server_core final : public intake<In, Out>,
       auto items = s.target->inputs().subspan(s.offset, s.length);
       for (auto& item : items) inputs.push_back(std::move(item));
     }
-    execution_context ctx(where, inputs.size());
+    execution_hooks hooks(*this, part);
+    execution_context ctx(where, inputs.size(), hooks_.empty() ? nullptr : &hooks);
     outputs.clear();
     const std::optional<error> failure =
         run_batch(handler, std::span<const In>(inputs), ctx, outputs);
@@ -361,12 +374,33 @@ class server_core final : public intake<In, Out>,
           failure ? s.target->fail(*failure)
                   : s.target->deliver(s.offset, std::span<Out>(outputs).subspan(at, s.length));
       at += s.length;
+      s.target->after_delivery();
       if (finished) s.target->complete();
     }
   }
 
+  // Routes an execution's emitted hooks to its callers, each its own entries.
+  class execution_hooks final : public hook_sink {
+   public:
+    execution_hooks(const server_core& core, const partition& part) : core_(core), part_(part) {}
+    void emit(std::string_view hook, const hook_payload& payload) override {
+      const std::string& name = find_declared_hook(core_.hooks_, hook);
+      std::size_t at = 0;
+      for (const auto& s : part_.in_flight) {
+        s.target->deliver_hook(s.offset, hook_slice::of(name, payload, at, s.length));
+        s.target->after_delivery();
+        at += s.length;
+      }
+    }
+
+   private:
+    const server_core& core_;
+    const partition& part_;
+  };
+
   handler_factory<In, Out> factory_;
   const core_options options_;
+  const std::vector<std::string> hooks_;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // partitions wait here for work

@@ -1,0 +1,114 @@
+// server<..., true>: a server started from a streaming_serving. Every
+// dispatch returns an event_stream right away (it never blocks on the work);
+// reading the stream blocks until each event arrives. Callback forms receive
+// each event in order on server threads, ending with an `end` or `error`
+// event.
+//
+//   batch_serving::server srv(serving.streaming({.hooks = {"progress"}}),
+//                             {.batch_size = 3});
+//   for (auto& ev : srv.dispatch_many({1, 2, 3, 4, 5})) { ... }
+//   // progress[1,2,3], batch[..], progress[4,5], batch[..]
+//
+// Lifecycle, options, names and stats are as for a plain server (server.hpp).
+// A streaming server registered under a name serves streams only: dispatch by
+// name with the plain forms gets a clear invalid_argument error.
+#pragma once
+
+#include <concepts>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "batch_serving/detail/registry.hpp"
+#include "batch_serving/detail/stream_client.hpp"
+#include "batch_serving/event.hpp"
+#include "batch_serving/event_stream.hpp"
+#include "batch_serving/server.hpp"
+#include "batch_serving/streaming.hpp"
+
+namespace batch_serving {
+
+template <class In, class Out, class CallIn, class CallOut>
+class server<In, Out, CallIn, CallOut, true> {
+  using client_type = detail::stream_client<In, Out, CallIn, CallOut>;
+
+ public:
+  // Starts the server as server.hpp describes.
+  server(const streaming_serving<In, Out, CallIn, CallOut>& s, server_options options = {}) {
+    auto opts = detail::resolve_options(options, s.batch_size());
+    const auto& def = s.base().definition_ptr();
+    auto engine = std::make_shared<detail::server_core<In, Out>>(def->factory, std::move(opts),
+                                                                 s.hooks());
+    client_ = std::make_shared<client_type>(def, engine, !s.hooks().empty());
+    const std::string& name = engine->options().name;
+    if (!name.empty() && !detail::register_endpoint(name, client_)) {
+      throw serving_error(errc::invalid_argument,
+                          "a server named '" + name + "' is already running");
+    }
+    try {
+      engine->start();
+    } catch (...) {
+      if (!name.empty()) detail::unregister_endpoint(name, client_.get());
+      throw;
+    }
+  }
+
+  server(server&&) noexcept = default;
+  server& operator=(server&&) = delete;
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+  ~server() { stop(); }
+
+  void stop() noexcept {
+    if (!client_) return;
+    const std::string& name = client_->engine().options().name;
+    if (!name.empty()) detail::unregister_endpoint(name, client_.get());
+    client_->engine().stop();
+  }
+
+  // The item's events: its hook events, then one item event (or an error).
+  event_stream<CallOut> dispatch(const CallIn& item) { return client_->dispatch(item); }
+
+  // The items' events: per slice, its hook events then a batch event.
+  event_stream<CallOut> dispatch_many(std::span<const CallIn> items) {
+    return client_->dispatch_many(items);
+  }
+  event_stream<CallOut> dispatch_many(std::initializer_list<CallIn> items) {
+    return client_->dispatch_many(std::span<const CallIn>(items.begin(), items.size()));
+  }
+
+  // Callback forms: `on_event(event)` runs for each event in order, one at a
+  // time, on server threads (or in this thread if refused at once); the last
+  // event is `end` or `error`. Exceptions it throws are dropped.
+  template <class Callback>
+    requires std::invocable<Callback&, event<CallOut>>
+  void dispatch_async(const CallIn& item, Callback&& on_event) {
+    (void)client_->dispatch(item, std::forward<Callback>(on_event));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, event<CallOut>>
+  void dispatch_many_async(std::span<const CallIn> items, Callback&& on_event) {
+    (void)client_->dispatch_many(items, std::forward<Callback>(on_event));
+  }
+
+  server_stats stats() const { return client_->engine().stats(); }
+  const std::string& name() const noexcept { return client_->engine().options().name; }
+  std::size_t batch_size() const noexcept { return client_->engine().options().batch_size; }
+  std::size_t partitions() const noexcept { return client_->engine().options().partitions; }
+
+ private:
+  std::shared_ptr<client_type> client_;
+};
+
+template <class In, class Out, class CallIn, class CallOut>
+server(const streaming_serving<In, Out, CallIn, CallOut>&, server_options)
+    -> server<In, Out, CallIn, CallOut, true>;
+template <class In, class Out, class CallIn, class CallOut>
+server(const streaming_serving<In, Out, CallIn, CallOut>&)
+    -> server<In, Out, CallIn, CallOut, true>;
+
+}  // namespace batch_serving

@@ -1,0 +1,36 @@
+#include "batch_serving/streaming.hpp"
+
+#include <algorithm>
+
+namespace batch_serving::detail {
+
+const std::string& find_declared_hook(const std::vector<std::string>& declared,
+                                      std::string_view hook) {
+  auto found = std::find(declared.begin(), declared.end(), hook);
+  if (found != declared.end()) return *found;
+  std::string names;
+  for (const auto& n : declared) names += (names.empty() ? "" : ", ") + n;
+  throw serving_error(errc::invalid_argument, "hook '" + std::string(hook) +
+                                                  "' was not declared; this serving declares: " +
+                                                  (names.empty() ? "none" : names));
+}
+
+void inline_hooks::emit(std::string_view hook, const hook_payload& payload) {
+  emitted_.push_back(hook_slice::of(find_declared_hook(declared_, hook), payload, 0, payload.count));
+}
+
+std::vector<std::string> validated_hooks(std::vector<std::string> hooks) {
+  for (std::size_t i = 0; i < hooks.size(); ++i) {
+    if (hooks[i].empty()) {
+      throw serving_error(errc::invalid_argument, "streaming_options.hooks: a hook name is empty");
+    }
+    if (std::find(hooks.begin(), hooks.begin() + static_cast<std::ptrdiff_t>(i), hooks[i]) !=
+        hooks.begin() + static_cast<std::ptrdiff_t>(i)) {
+      throw serving_error(errc::invalid_argument,
+                          "streaming_options.hooks: '" + hooks[i] + "' is declared twice");
+    }
+  }
+  return hooks;
+}
+
+}  // namespace batch_serving::detail

@@ -351,3 +351,28 @@ TEST(StreamingTest, ConcurrentStreamsEachSeeOnlyTheirOwnEvents) {
   }
   for (auto& t : callers) t.join();
 }
+
+// A later slice that fails first must not overtake the slices before it: the
+// reader sees everything up to the failing slice, then the error.
+TEST(StreamingTest, AFailureOnOnePartitionWaitsForEarlierSlicesOnAnother) {
+  std::promise<void> about_to_fail;
+  auto about_to_fail_future = about_to_fail.get_future().share();
+  auto serving = bs::serving<int, int>([&](std::span<const int> xs, bs::execution_context& ctx) {
+                   ctx.emit("progress", std::vector<int>(xs.begin(), xs.end()));
+                   if (xs.front() == 3) {
+                     about_to_fail.set_value();
+                     throw std::runtime_error("shard offline");
+                   }
+                   if (xs.front() == 1) {
+                     EXPECT_EQ(about_to_fail_future.wait_for(20s), std::future_status::ready);
+                     std::this_thread::sleep_for(100ms);  // let the failure land first
+                   }
+                   return std::vector<int>(xs.begin(), xs.end());
+                 }).streaming({.hooks = {"progress"}});
+  bs::server srv(serving, {.batch_size = 2, .batch_timeout = 0ms, .partitions = 2});
+  EXPECT_EQ(drain(srv.dispatch_many({1, 2, 3, 4, 5, 6})),
+            (std::vector<seen>{{"progress", {1, 2}},
+                               {"batch", {1, 2}},
+                               {"progress", {3, 4}},
+                               {"error", {}}}));
+}

@@ -86,12 +86,22 @@ class call {
     }
     accept(outputs);
     delivered_ += outputs.size();
-    drain_pending();
-    if (delivered_ == size()) {
-      finished_ = true;
-      return true;
+    return drain_pending();
+  }
+
+  // The execution holding the slice at `offset` failed with `e`. A plain call
+  // finishes with `e` at once; a call that orders failures (a stream) first
+  // delivers what came before the slice. Returns true if this finished the
+  // call; the caller must then call complete().
+  bool fail_slice(std::size_t offset, const error& e) {
+    std::lock_guard guard(lock_);
+    if (finished_) return false;
+    if (orders_failures() && offset != delivered_) {
+      pending_at(offset).failure.emplace(e);
+      return false;
     }
-    return false;
+    finish_with(e);
+    return true;
   }
 
   // Hands a hook event for the slice at `offset` to the call, in order with
@@ -111,9 +121,7 @@ class call {
   bool fail(const error& e) {
     std::lock_guard guard(lock_);
     if (finished_) return false;
-    finished_ = true;
-    error_.emplace(e);
-    pending_.clear();
+    finish_with(e);
     return true;
   }
 
@@ -137,6 +145,9 @@ class call {
   virtual void accept(std::span<Out> outputs) = 0;
   virtual void accept_hook(hook_slice&&) {}
   virtual void on_complete() noexcept = 0;
+  // True for calls whose readers see events in order (streams): a slice's
+  // failure then waits for the slices before it. Plain calls fail at once.
+  virtual bool orders_failures() const noexcept { return false; }
 
  public:
   // Called by the executor after each deliver / deliver_hook, outside every
@@ -154,28 +165,42 @@ class call {
     std::size_t offset;
     std::vector<hook_slice> hooks;
     std::optional<std::vector<Out>> outputs;
+    std::optional<error> failure;
   };
 
   pending_slice& pending_at(std::size_t offset) {
     for (auto& p : pending_) {
       if (p.offset == offset) return p;
     }
-    return pending_.emplace_back(pending_slice{offset, {}, std::nullopt});
+    return pending_.emplace_back(pending_slice{offset, {}, std::nullopt, std::nullopt});
   }
 
-  // Delivers what waited for the slices now at the front, in order.
-  void drain_pending() {
-    while (!pending_.empty()) {
+  void finish_with(const error& e) {  // requires lock_
+    finished_ = true;
+    error_.emplace(e);
+    pending_.clear();
+  }
+
+  // Delivers what waited for the slices now at the front, in order. Returns
+  // true if that finished the call (all delivered, or an ordered failure).
+  bool drain_pending() {
+    while (delivered_ < size()) {
       auto next = std::find_if(pending_.begin(), pending_.end(),
                                [&](const pending_slice& p) { return p.offset == delivered_; });
-      if (next == pending_.end()) return;
+      if (next == pending_.end()) return false;
       for (auto& hook : next->hooks) accept_hook(std::move(hook));
       next->hooks.clear();
-      if (!next->outputs) return;  // its execution is still running
+      if (next->failure) {
+        finish_with(*next->failure);
+        return true;
+      }
+      if (!next->outputs) return false;  // its execution is still running
       accept(std::span<Out>(*next->outputs));
       delivered_ += next->outputs->size();
       pending_.erase(next);
     }
+    finished_ = true;
+    return true;
   }
 
   std::atomic<int> refs_{1};

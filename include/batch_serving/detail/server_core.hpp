@@ -371,7 +371,7 @@ class server_core final : public intake<In, Out>,
     std::size_t at = 0;
     for (const auto& s : part.in_flight) {
       const bool finished =
-          failure ? s.target->fail(*failure)
+          failure ? s.target->fail_slice(s.offset, *failure)
                   : s.target->deliver(s.offset, std::span<Out>(outputs).subspan(at, s.length));
       at += s.length;
       s.target->after_delivery();

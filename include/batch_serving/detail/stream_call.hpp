@@ -75,6 +75,8 @@ class stream_call final : public owned_inputs_call<In, Out, Many>,
     push(raw_event{event_kind::hook, {}, std::move(hook), std::nullopt});
   }
 
+  bool orders_failures() const noexcept override { return true; }
+
   void on_complete() noexcept override {
     if (this->failure()) {
       push(raw_event{event_kind::error, {}, {}, *this->failure()});

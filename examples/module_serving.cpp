@@ -27,8 +27,8 @@ class shouting_connection {
     ++batches_;
     std::vector<std::string> out;
     for (const auto& text : batch) {
-      out.push_back(text + suffix_ + " (partition " + std::to_string(ctx.partition()) +
-                    ", batch " + std::to_string(batches_) + " of this partition)");
+      out.push_back(text + suffix_ + " (partition " + std::to_string(ctx.partition()) + ", batch " +
+                    std::to_string(batches_) + " of this partition)");
     }
     return out;
   }
@@ -45,9 +45,8 @@ int main() {
   std::printf("%s\n", serving.run("hello").value().c_str());
 
   // In a server with two partitions, each with its own instance.
-  bs::server srv(serving, {.batch_size = 4,
-                           .batch_timeout = std::chrono::milliseconds(2),
-                           .partitions = 2});
+  bs::server srv(serving,
+                 {.batch_size = 4, .batch_timeout = std::chrono::milliseconds(2), .partitions = 2});
   std::vector<std::thread> callers;
   for (int i = 0; i < 4; ++i) {
     callers.emplace_back([&srv, i] {

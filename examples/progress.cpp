@@ -75,12 +75,12 @@ class rng {
 
 std::vector<chunk> make_chunks(std::size_t count) {
   static constexpr std::array<std::string_view, 48> vocabulary = {
-      "the",     "a",        "batch",    "server",  "queue",    "latency", "model",   "token",
-      "vector",  "index",    "search",   "query",   "document", "shard",   "replica", "cache",
-      "request", "response", "partition", "thread", "timeout",  "stream",  "event",   "hook",
-      "fast",    "slow",     "dynamic",  "static",  "small",    "large",   "every",   "some",
-      "runs",    "waits",    "returns",  "emits",   "stores",   "reads",   "writes",  "joins",
-      "under",   "over",     "with",     "without", "before",   "after",   "and",     "or"};
+      "the",     "a",        "batch",     "server",  "queue",    "latency", "model",   "token",
+      "vector",  "index",    "search",    "query",   "document", "shard",   "replica", "cache",
+      "request", "response", "partition", "thread",  "timeout",  "stream",  "event",   "hook",
+      "fast",    "slow",     "dynamic",   "static",  "small",    "large",   "every",   "some",
+      "runs",    "waits",    "returns",   "emits",   "stores",   "reads",   "writes",  "joins",
+      "under",   "over",     "with",      "without", "before",   "after",   "and",     "or"};
   rng gen(20240611);
   std::vector<chunk> chunks;
   chunks.reserve(count);
@@ -345,8 +345,7 @@ int run(const options& opts) {
         pending_hook = true;
         ++hook_events;
         done += entries.size();
-        bar.update(done, tokens,
-                   std::chrono::duration<double>(clock_type::now() - start).count());
+        bar.update(done, tokens, std::chrono::duration<double>(clock_type::now() - start).count());
         break;
       }
       case bs::event_kind::batch: {
@@ -376,8 +375,7 @@ int run(const options& opts) {
                      with_commas(embeddings.size()).c_str(), with_commas(chunks.size()).c_str(),
                      ev.error().to_string().c_str());
         return 1;
-      default:
-        break;
+      default: break;
     }
   }
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -404,20 +402,21 @@ int run(const options& opts) {
               with_commas(static_cast<std::uint64_t>(
                               std::llround(elapsed > 0 ? static_cast<double>(done) / elapsed : 0)))
                   .c_str());
-  std::printf("server: %llu executions, mean batch %.1f, %llu failed; stream: %zu hook + %zu "
-              "batch events\n",
-              static_cast<unsigned long long>(stats.executions), stats.mean_batch(),
-              static_cast<unsigned long long>(stats.failed_executions), hook_events, batch_events);
+  std::printf(
+      "server: %llu executions, mean batch %.1f, %llu failed; stream: %zu hook + %zu "
+      "batch events\n",
+      static_cast<unsigned long long>(stats.executions), stats.mean_batch(),
+      static_cast<unsigned long long>(stats.failed_executions), hook_events, batch_events);
   for (std::size_t p = 0; p < partition_batches.size(); ++p) {
     std::printf("partition %zu: %llu executions, %s chunks\n", p,
                 static_cast<unsigned long long>(partition_batches[p]),
                 with_commas(partition_chunks[p]).c_str());
   }
-  std::printf("check: %s embeddings for %s chunks, %zu out of place, %zu differ from a "
-              "recomputation, first chunk %s -> %s\n",
-              with_commas(embeddings.size()).c_str(), with_commas(chunks.size()).c_str(),
-              out_of_place, wrong_values,
-              first_ok ? "matches" : "DIFFERS", ok ? "OK" : "FAILED");
+  std::printf(
+      "check: %s embeddings for %s chunks, %zu out of place, %zu differ from a "
+      "recomputation, first chunk %s -> %s\n",
+      with_commas(embeddings.size()).c_str(), with_commas(chunks.size()).c_str(), out_of_place,
+      wrong_values, first_ok ? "matches" : "DIFFERS", ok ? "OK" : "FAILED");
   return ok ? 0 : 1;
 }
 

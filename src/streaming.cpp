@@ -16,7 +16,8 @@ const std::string& find_declared_hook(const std::vector<std::string>& declared,
 }
 
 void inline_hooks::emit(std::string_view hook, const hook_payload& payload) {
-  emitted_.push_back(hook_slice::of(find_declared_hook(declared_, hook), payload, 0, payload.count));
+  emitted_.push_back(hook_slice::of(find_declared_hook(declared_, hook), payload, 0,
+                                    payload.count));
 }
 
 std::vector<std::string> validated_hooks(std::vector<std::string> hooks) {

@@ -47,15 +47,17 @@ class gated_module {
 };
 
 bs::serving<int, int> identity() {
-  return bs::serving<int, int>(
-      [](std::span<const int> xs) { return std::vector<int>(xs.begin(), xs.end()); });
+  return bs::serving<int, int>([](std::span<const int> xs) {
+    return std::vector<int>(xs.begin(), xs.end());
+  });
 }
 
 }  // namespace
 
 TEST(ServerShutdownTest, DrainsQueuedCallsAtOnceInsteadOfWaitingForTheTimeout) {
-  auto srv = std::make_optional<bs::server<int, int>>(
-      identity(), bs::server_options{.batch_size = 100, .batch_timeout = 60s});
+  auto srv = std::make_optional<bs::server<int, int>>(identity(),
+                                                      bs::server_options{.batch_size = 100,
+                                                                         .batch_timeout = 60s});
   auto a = srv->dispatch_async(1);
   auto b = srv->dispatch_many_async({2, 3});
   const auto t0 = clock_type::now();
@@ -108,8 +110,7 @@ TEST(ServerShutdownTest, AnswersEverythingLeftShuttingDownWhenTheTimeoutPasses) 
   std::optional<bs::future<std::vector<int>>> queued_many;
   std::atomic<int> callback_answers{0};
   {
-    bs::server srv(serving,
-                   {.batch_size = 1, .batch_timeout = 0ms, .shutdown_timeout = 200ms});
+    bs::server srv(serving, {.batch_size = 1, .batch_timeout = 0ms, .shutdown_timeout = 200ms});
     running = srv.dispatch_async(1);
     ASSERT_EQ(g.entered.get_future().wait_for(30s), std::future_status::ready);
     queued = srv.dispatch_async(2);
@@ -167,9 +168,12 @@ TEST(ServerShutdownTest, StopIsIdempotentAndConcurrentStopsAllReturn) {
 // exactly one answer, a result or shutting_down / no_serving.
 TEST(ServerShutdownTest, NoCallerIsLeftWaitingWhenShutdownRacesDispatch) {
   for (int round = 0; round < 20; ++round) {
-    auto srv = std::make_optional<bs::server<int, int>>(
-        identity(), bs::server_options{.batch_size = 4, .batch_timeout = 1ms,
-                                       .partitions = 2, .shutdown_timeout = 50ms});
+    auto srv =
+        std::make_optional<bs::server<int, int>>(identity(),
+                                                 bs::server_options{.batch_size = 4,
+                                                                    .batch_timeout = 1ms,
+                                                                    .partitions = 2,
+                                                                    .shutdown_timeout = 50ms});
     std::atomic<int> answered{0};
     std::atomic<bool> stop_calling{false};
     std::vector<std::thread> callers;

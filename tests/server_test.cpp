@@ -197,7 +197,8 @@ TEST(ServerTest, PartitionsRunExecutionsInParallel) {
 
   std::vector<bs::future<std::vector<int>>> calls;
   for (int k = 0; k < 4; ++k) calls.push_back(srv.dispatch_many_async({2 * k, 2 * k + 1}));
-  for (int k = 0; k < 4; ++k) EXPECT_EQ(calls[k].get().value(), (std::vector<int>{2 * k, 2 * k + 1}));
+  for (int k = 0; k < 4; ++k)
+    EXPECT_EQ(calls[k].get().value(), (std::vector<int>{2 * k, 2 * k + 1}));
 
   EXPECT_EQ(r.most_inside, 4);
   EXPECT_TRUE(r.met);
@@ -345,8 +346,7 @@ TEST(ServerTest, RejectsBadOptionsNamingTheField) {
 }
 
 struct counted_module {
-  explicit counted_module(const bs::partition_info& where, std::vector<int>* seen,
-                          std::mutex* mu) {
+  explicit counted_module(const bs::partition_info& where, std::vector<int>* seen, std::mutex* mu) {
     std::lock_guard lock(*mu);
     seen->push_back(static_cast<int>(where.index));
     EXPECT_EQ(where.mode, bs::execution_mode::server);
@@ -381,11 +381,8 @@ struct failing_init {
 
 TEST(ServerTest, StartingFailsWithTheInitsExceptionAndReleasesTheName) {
   auto serving = bs::serving<int, int>::from_module<failing_init>();
-  EXPECT_THROW(
-      {
-        bs::server srv(serving, {.name = "server_test_failing_init", .partitions = 2});
-      },
-      std::runtime_error);
+  EXPECT_THROW({ bs::server srv(serving, {.name = "server_test_failing_init", .partitions = 2}); },
+               std::runtime_error);
   bs::server ok(bs::serving<int, int>([](std::span<const int> xs) {
                   return std::vector<int>(xs.begin(), xs.end());
                 }),

@@ -110,11 +110,10 @@ TEST(StreamingTest, DeliversEachBatchAsSoonAsItsExecutionFinishes) {
 TEST(StreamingTest, InterleavesHookEventsWithTheBatchesTheyBelongTo) {
   progress_function f;
   bs::server srv(progress_serving(f), {.batch_size = 3, .batch_timeout = 0ms});
-  EXPECT_EQ(drain(srv.dispatch_many({1, 2, 3, 4, 5})),
-            (std::vector<seen>{{"progress", {1, 2, 3}},
-                               {"batch", {10, 20, 30}},
-                               {"progress", {4, 5}},
-                               {"batch", {40, 50}}}));
+  EXPECT_EQ(drain(srv.dispatch_many({1, 2, 3, 4, 5})), (std::vector<seen>{{"progress", {1, 2, 3}},
+                                                                          {"batch", {10, 20, 30}},
+                                                                          {"progress", {4, 5}},
+                                                                          {"batch", {40, 50}}}));
 }
 
 // With hooks, explicit batches are never split, so hook events stay attributable.
@@ -195,10 +194,9 @@ TEST(StreamingTest, AFailureMidStreamEndsItWithAnErrorAfterWhatWasDelivered) {
     if (ev.kind() == bs::event_kind::error) reason = ev.error().to_string();
     events.push_back(flatten(ev));
   }
-  EXPECT_EQ(events, (std::vector<seen>{{"progress", {1, 2}},
-                                       {"batch", {1, 2}},
-                                       {"progress", {3, 4}},
-                                       {"error", {}}}));
+  EXPECT_EQ(events,
+            (std::vector<seen>{
+                {"progress", {1, 2}}, {"batch", {1, 2}}, {"progress", {3, 4}}, {"error", {}}}));
   EXPECT_NE(reason.find("disk full"), std::string::npos) << reason;
   EXPECT_EQ(srv.dispatch_many({7, 8}).collect().value(), (std::vector<int>{7, 8}));
 }
@@ -212,9 +210,7 @@ TEST(StreamingTest, AnAbandonedStreamDropsItsEventsAndBlocksNobody) {
     auto first = stream.next();
     ASSERT_TRUE(first.has_value());
   }  // abandoned half-way
-  {
-    auto never_read = srv.dispatch_many({9, 10});
-  }
+  { auto never_read = srv.dispatch_many({9, 10}); }
   EXPECT_EQ(srv.dispatch_many({11, 12}).collect().value(), (std::vector<int>{110, 120}));
 }
 
@@ -269,7 +265,9 @@ TEST(StreamingTest, APayloadReadAsTheWrongTypeIsAClearError) {
 }
 
 TEST(StreamingTest, RejectsEmptyOrRepeatedHookNames) {
-  bs::serving<int, int> plain([](std::span<const int> xs) { return std::vector<int>(xs.begin(), xs.end()); });
+  bs::serving<int, int> plain([](std::span<const int> xs) {
+    return std::vector<int>(xs.begin(), xs.end());
+  });
   EXPECT_THROW((void)plain.streaming({.hooks = {"progress", "progress"}}), bs::serving_error);
   EXPECT_THROW((void)plain.streaming({.hooks = {""}}), bs::serving_error);
 }
@@ -282,7 +280,9 @@ TEST(StreamingTest, InlineRunManyYieldsTheSameEvents) {
   EXPECT_EQ(drain(serving.run(4)), (std::vector<seen>{{"progress", {4}}, {"item", {40}}}));
   auto no_hooks = bs::serving<int, int>([](std::span<const int> xs) {
                     return std::vector<int>(xs.begin(), xs.end());
-                  }).batch_size(2).streaming({});
+                  })
+                      .batch_size(2)
+                      .streaming({});
   EXPECT_EQ(drain(no_hooks.run_many({1, 2, 3})),
             (std::vector<seen>{{"batch", {1, 2}}, {"batch", {3}}}));
 }
@@ -300,9 +300,9 @@ TEST(StreamingTest, InlineWithHooksRequiresEachBatchToFitBatchSize) {
 TEST(StreamingTest, MapsResultsForTheReader) {
   auto serving = bs::serving<int, int>([](std::span<const int> xs) {
                    return std::vector<int>(xs.begin(), xs.end());
-                 })
-                     .map_results([](int x) { return std::to_string(x); })
-                     .streaming({});
+                 }).map_results([](int x) {
+                     return std::to_string(x);
+                   }).streaming({});
   bs::server srv(serving, {.batch_size = 2, .batch_timeout = 0ms});
   EXPECT_EQ(srv.dispatch_many({1, 2}).collect().value(), (std::vector<std::string>{"1", "2"}));
   auto item = srv.dispatch(3).next();
@@ -371,8 +371,6 @@ TEST(StreamingTest, AFailureOnOnePartitionWaitsForEarlierSlicesOnAnother) {
                  }).streaming({.hooks = {"progress"}});
   bs::server srv(serving, {.batch_size = 2, .batch_timeout = 0ms, .partitions = 2});
   EXPECT_EQ(drain(srv.dispatch_many({1, 2, 3, 4, 5, 6})),
-            (std::vector<seen>{{"progress", {1, 2}},
-                               {"batch", {1, 2}},
-                               {"progress", {3, 4}},
-                               {"error", {}}}));
+            (std::vector<seen>{
+                {"progress", {1, 2}}, {"batch", {1, 2}}, {"progress", {3, 4}}, {"error", {}}}));
 }

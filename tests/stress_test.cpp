@@ -200,11 +200,11 @@ void run_caller(bs::server<std::int64_t, std::int64_t>& srv, checker& check, std
       default: {
         auto items = fresh_items(size_of(rng));
         auto once = std::make_shared<std::atomic<int>>(0);
-        srv.dispatch_many_async(
-            items, [&check, items, once](bs::result<std::vector<std::int64_t>> r) {
-              EXPECT_EQ(once->fetch_add(1), 0) << "a callback ran twice";
-              check.check(items, r);
-            });
+        srv.dispatch_many_async(items,
+                                [&check, items, once](bs::result<std::vector<std::int64_t>> r) {
+                                  EXPECT_EQ(once->fetch_add(1), 0) << "a callback ran twice";
+                                  check.check(items, r);
+                                });
         break;
       }
     }
@@ -233,14 +233,14 @@ TEST(StressTest, EveryCallGetsExactlyItsOwnAnswerOnce) {
     SCOPED_TRACE("seed " + std::to_string(seed) + ", round " + std::to_string(rounds) +
                  ": batch_size " + std::to_string(config.batch_size) + ", timeout " +
                  std::to_string(config.batch_timeout.count()) + "us, partitions " +
-                 std::to_string(config.partitions) + ", callers " +
-                 std::to_string(config.callers));
+                 std::to_string(config.partitions) + ", callers " + std::to_string(config.callers));
     checker check(config, round_seed);
     {
-      bs::server<std::int64_t, std::int64_t> srv(
-          stress_serving(config.poison),
-          {.batch_size = config.batch_size, .batch_timeout = config.batch_timeout,
-           .partitions = config.partitions, .shutdown_timeout = 5s});
+      bs::server<std::int64_t, std::int64_t> srv(stress_serving(config.poison),
+                                                 {.batch_size = config.batch_size,
+                                                  .batch_timeout = config.batch_timeout,
+                                                  .partitions = config.partitions,
+                                                  .shutdown_timeout = 5s});
       std::thread stopper;
       if (config.stop_after) {
         stopper = std::thread([&srv, after = *config.stop_after] {
@@ -269,9 +269,9 @@ TEST(StressTest, EveryCallGetsExactlyItsOwnAnswerOnce) {
     ++rounds;
     if (HasFatalFailure()) return;
   }
-  std::printf("stress: seed %llu, %d rounds, %llu calls: %llu ok, %llu execution_failed, %llu shut down\n",
-              static_cast<unsigned long long>(seed), rounds,
-              static_cast<unsigned long long>(sum.calls), static_cast<unsigned long long>(sum.ok),
-              static_cast<unsigned long long>(sum.failed),
-              static_cast<unsigned long long>(sum.shut_down));
+  std::printf(
+      "stress: seed %llu, %d rounds, %llu calls: %llu ok, %llu execution_failed, %llu shut down\n",
+      static_cast<unsigned long long>(seed), rounds, static_cast<unsigned long long>(sum.calls),
+      static_cast<unsigned long long>(sum.ok), static_cast<unsigned long long>(sum.failed),
+      static_cast<unsigned long long>(sum.shut_down));
 }

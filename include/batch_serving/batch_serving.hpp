@@ -2,6 +2,8 @@
 #pragma once
 
 #include "batch_serving/error.hpp"
+#include "batch_serving/event.hpp"
+#include "batch_serving/event_stream.hpp"
 #include "batch_serving/execution_context.hpp"
 #include "batch_serving/future.hpp"
 #include "batch_serving/registry.hpp"
@@ -12,5 +14,3 @@
 #include "batch_serving/serving.hpp"
 #include "batch_serving/streaming.hpp"
 #include "batch_serving/streaming_server.hpp"
-#include "batch_serving/event.hpp"
-#include "batch_serving/event_stream.hpp"

@@ -39,7 +39,9 @@ enum class event_kind {
 template <class T>
 class event {
  public:
-  static event make_batch(std::vector<T> values) { return event(event_kind::batch, std::move(values)); }
+  static event make_batch(std::vector<T> values) {
+    return event(event_kind::batch, std::move(values));
+  }
   static event make_item(T value) {
     std::vector<T> one;
     one.push_back(std::move(value));
@@ -92,9 +94,9 @@ class event {
   std::span<const P> payload() const {
     expect(event_kind::hook);
     if (*hook_.type != typeid(P)) {
-      throw serving_error(errc::invalid_argument,
-                          "hook '" + *hook_.name + "' carries " + detail::type_name(*hook_.type) +
-                              ", not " + detail::type_name(typeid(P)));
+      throw serving_error(errc::invalid_argument, "hook '" + *hook_.name + "' carries " +
+                                                      detail::type_name(*hook_.type) + ", not " +
+                                                      detail::type_name(typeid(P)));
     }
     return std::span<const P>(static_cast<const P*>(hook_.first), hook_.length);
   }

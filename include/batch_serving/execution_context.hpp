@@ -67,10 +67,10 @@ class execution_context {
   void emit(std::string_view hook, std::vector<T> payload) {
     static_assert(!std::is_same_v<T, bool>, "use std::vector<char> or a struct, not vector<bool>");
     if (payload.size() != size_) {
-      throw serving_error(errc::invalid_argument,
-                          "hook '" + std::string(hook) + "' payload has " +
-                              std::to_string(payload.size()) + " entries for " +
-                              std::to_string(size_) + " items");
+      throw serving_error(errc::invalid_argument, "hook '" + std::string(hook) + "' payload has " +
+                                                      std::to_string(payload.size()) +
+                                                      " entries for " + std::to_string(size_) +
+                                                      " items");
     }
     if (hooks_ == nullptr) {
       throw serving_error(errc::invalid_argument,
@@ -79,8 +79,7 @@ class execution_context {
                               "(declare it with streaming({.hooks = {...}}))");
     }
     auto owner = std::make_shared<const std::vector<T>>(std::move(payload));
-    hooks_->emit(hook,
-                 detail::hook_payload{owner, &typeid(T), owner->data(), sizeof(T), size_});
+    hooks_->emit(hook, detail::hook_payload{owner, &typeid(T), owner->data(), sizeof(T), size_});
   }
 
  private:

@@ -36,16 +36,16 @@ result<std::shared_ptr<endpoint<CallIn, CallOut>>> find_typed_endpoint(std::stri
   }
   auto typed = std::dynamic_pointer_cast<endpoint<CallIn, CallOut>>(found);
   if (typed == nullptr) {
-    return error(errc::invalid_argument,
-                 "server '" + std::string(name) + "' serves " + found->signature() +
-                     ", but this call was made for " + type_name(typeid(CallIn)) + " -> " +
-                     type_name(typeid(CallOut)));
+    return error(errc::invalid_argument, "server '" + std::string(name) + "' serves " +
+                                             found->signature() + ", but this call was made for " +
+                                             type_name(typeid(CallIn)) + " -> " +
+                                             type_name(typeid(CallOut)));
   }
   return typed;
 }
 }  // namespace detail
 
-// True if a server is registered and running under `name`.
+// True if a server is registered under `name` (running, or still starting).
 inline bool is_running(std::string_view name) { return detail::find_endpoint(name) != nullptr; }
 
 template <class CallIn, class CallOut>
@@ -87,8 +87,7 @@ future<std::vector<CallOut>> dispatch_many_async(std::string_view name, std::vec
 // Callback forms: `done` runs once, on a server thread, or in this thread
 // when the call is answered at once (unknown name, bad input, shutting down).
 template <class CallIn, class CallOut>
-void dispatch_async(std::string_view name, CallIn item,
-                    std::function<void(result<CallOut>)> done) {
+void dispatch_async(std::string_view name, CallIn item, std::function<void(result<CallOut>)> done) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
     try {

@@ -26,7 +26,8 @@ class [[nodiscard]] result {
  public:
   using value_type = T;
 
-  result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  result(T value)
+      : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
   result(batch_serving::error e) : state_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
 
   bool ok() const noexcept { return state_.index() == 0; }

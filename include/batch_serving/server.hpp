@@ -54,7 +54,8 @@ namespace batch_serving {
 
 namespace detail {
 // Validates options, applies defaults; throws serving_error naming the field.
-core_options resolve_options(const server_options& options, std::optional<std::size_t> serving_batch_size);
+core_options resolve_options(const server_options& options,
+                             std::optional<std::size_t> serving_batch_size);
 }  // namespace detail
 
 // Streaming: a server started from a streaming_serving answers with event

@@ -59,12 +59,11 @@ concept batch_function =
 // A module: per-partition state with a handle_batch member, taking the
 // execution's inputs and, if it wants it, the execution's context.
 template <class M, class In, class Out>
-concept batch_module =
-    requires(M& m, std::span<const In> batch, execution_context& ctx) {
-      { m.handle_batch(batch, ctx) } -> std::convertible_to<std::vector<Out>>;
-    } || requires(M& m, std::span<const In> batch) {
-      { m.handle_batch(batch) } -> std::convertible_to<std::vector<Out>>;
-    };
+concept batch_module = requires(M& m, std::span<const In> batch, execution_context& ctx) {
+  { m.handle_batch(batch, ctx) } -> std::convertible_to<std::vector<Out>>;
+} || requires(M& m, std::span<const In> batch) {
+  { m.handle_batch(batch) } -> std::convertible_to<std::vector<Out>>;
+};
 
 namespace detail {
 
@@ -118,8 +117,8 @@ class serving {
   // function object is shared by all partitions of a server, which may call
   // it concurrently; use from_module for per-partition state.
   template <class F>
-    requires batch_function<F, In, Out> && std::same_as<In, CallIn> &&
-             std::same_as<Out, CallOut> && (!std::same_as<std::remove_cvref_t<F>, serving>)
+    requires batch_function<F, In, Out> && std::same_as<In, CallIn> && std::same_as<Out, CallOut> &&
+             (!std::same_as<std::remove_cvref_t<F>, serving>)
   explicit serving(F fn) : def_(std::make_shared<definition>()) {
     auto shared = std::make_shared<std::decay_t<F>>(std::move(fn));
     mutable_def().factory = [shared](const partition_info&) {
@@ -141,8 +140,8 @@ class serving {
               std::constructible_from<Module, const Args&...>)
   static serving from_module(Args... args) {
     serving s;
-    s.mutable_def().factory = [stored = std::make_tuple(std::move(args)...)](
-                                  const partition_info& where)
+    s.mutable_def().factory = [stored =
+                                   std::make_tuple(std::move(args)...)](const partition_info& where)
         -> std::unique_ptr<detail::batch_handler<In, Out>> {
       return std::apply(
           [&](const auto&... a) {
@@ -162,7 +161,8 @@ class serving {
   // of servers started from it, and the chunk size of run_many. Throws
   // serving_error (invalid_argument) if n is 0.
   serving batch_size(std::size_t n) const {
-    if (n == 0) throw serving_error(errc::invalid_argument, "serving::batch_size must be at least 1");
+    if (n == 0)
+      throw serving_error(errc::invalid_argument, "serving::batch_size must be at least 1");
     serving copy = *this;
     copy.mutable_def().batch_size = n;
     return copy;
@@ -236,7 +236,8 @@ class serving {
     all.reserve(inputs.size());
     std::vector<Out> outputs;
     for (std::size_t at = 0; at < inputs.size(); at += chunk) {
-      const auto batch = std::span<const In>(inputs).subspan(at, std::min(chunk, inputs.size() - at));
+      const auto batch =
+          std::span<const In>(inputs).subspan(at, std::min(chunk, inputs.size() - at));
       execution_context ctx(where, batch.size());
       if (auto failed = detail::run_batch(*handler, batch, ctx, outputs)) return *failed;
       for (auto& out : outputs) all.push_back(std::move(out));

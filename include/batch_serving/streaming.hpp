@@ -114,7 +114,9 @@ class streaming_serving {
 
   // Inline, in this thread: runs everything now and returns its events (an
   // item event, or its hook events then the item event).
-  event_stream<CallOut> run(const CallIn& item) const { return run_inline<false>(std::span(&item, 1)); }
+  event_stream<CallOut> run(const CallIn& item) const {
+    return run_inline<false>(std::span(&item, 1));
+  }
 
   // Inline: executions of at most batch_size() items, each giving its hook
   // events then a batch event. With hooks declared, `items` must fit in one
@@ -137,10 +139,10 @@ class streaming_serving {
     }
     const std::size_t chunk = def->batch_size.value_or(items.size());
     if (!hooks_->empty() && items.size() > chunk) {
-      return detail::failed_stream<CallOut>(error(
-          errc::invalid_argument, "with hooks, an inline run_many must fit in one execution: " +
-                                      std::to_string(items.size()) + " items, batch_size " +
-                                      std::to_string(chunk)));
+      return detail::failed_stream<CallOut>(
+          error(errc::invalid_argument,
+                "with hooks, an inline run_many must fit in one execution: " +
+                    std::to_string(items.size()) + " items, batch_size " + std::to_string(chunk)));
     }
     std::vector<In> inputs;
     if (auto bad = def->to_batch(items, inputs)) return detail::failed_stream<CallOut>(*bad);

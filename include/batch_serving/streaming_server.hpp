@@ -41,8 +41,8 @@ class server<In, Out, CallIn, CallOut, true> {
   server(const streaming_serving<In, Out, CallIn, CallOut>& s, server_options options = {}) {
     auto opts = detail::resolve_options(options, s.batch_size());
     const auto& def = s.base().definition_ptr();
-    auto engine = std::make_shared<detail::server_core<In, Out>>(def->factory, std::move(opts),
-                                                                 s.hooks());
+    auto engine =
+        std::make_shared<detail::server_core<In, Out>>(def->factory, std::move(opts), s.hooks());
     client_ = std::make_shared<client_type>(def, engine, !s.hooks().empty());
     const std::string& name = engine->options().name;
     if (!name.empty() && !detail::register_endpoint(name, client_)) {

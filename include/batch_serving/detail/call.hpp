@@ -155,7 +155,6 @@ class call {
   virtual void after_delivery() noexcept {}
 
  protected:
-
   // Readable once the call finished (after complete() was signalled).
   const std::optional<error>& failure() const noexcept { return error_; }
 

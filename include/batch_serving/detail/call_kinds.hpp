@@ -59,8 +59,7 @@ class stored_call : public owned_inputs_call<In, Out, Many> {
   }
 
  protected:
-  explicit stored_call(inputs_type inputs)
-      : owned_inputs_call<In, Out, Many>(std::move(inputs)) {
+  explicit stored_call(inputs_type inputs) : owned_inputs_call<In, Out, Many>(std::move(inputs)) {
     if constexpr (Many) outputs_.reserve(this->size());
   }
 

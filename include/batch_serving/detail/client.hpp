@@ -143,8 +143,7 @@ class client final : public endpoint<CallIn, CallOut> {
   }
 
   template <class Kind, class Inputs, class Callback>
-  void start_callback(std::optional<Inputs>&& inputs, std::optional<error>&& bad,
-                      Callback&& done) {
+  void start_callback(std::optional<Inputs>&& inputs, std::optional<error>&& bad, Callback&& done) {
     using value_type = typename Kind::value_type;
     if (bad) {
       try {

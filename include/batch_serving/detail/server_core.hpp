@@ -58,7 +58,9 @@ class server_core final : public intake<In, Out>,
   // `hooks`: the hook names a streaming serving declared (may be empty).
   server_core(handler_factory<In, Out> factory, core_options options,
               std::vector<std::string> hooks = {})
-      : factory_(std::move(factory)), options_(std::move(options)), hooks_(std::move(hooks)),
+      : factory_(std::move(factory)),
+        options_(std::move(options)),
+        hooks_(std::move(hooks)),
         partitions_(options_.partitions) {}
 
   ~server_core() override = default;
@@ -72,8 +74,9 @@ class server_core final : public intake<In, Out>,
     std::size_t started = 0;
     try {
       for (; started < partitions_.size(); ++started) {
-        partitions_[started].thread =
-            std::thread([self = this->shared_from_this(), started] { self->run_partition(started); });
+        partitions_[started].thread = std::thread([self = this->shared_from_this(), started] {
+          self->run_partition(started);
+        });
       }
     } catch (...) {
       abort_start(started);

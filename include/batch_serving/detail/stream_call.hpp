@@ -20,8 +20,7 @@ namespace batch_serving::detail {
 
 // Many: dispatch_many (batch events); otherwise dispatch (item events).
 template <class In, class Out, class CallIn, class CallOut, bool Many>
-class stream_call final : public owned_inputs_call<In, Out, Many>,
-                          public stream_state<CallOut> {
+class stream_call final : public owned_inputs_call<In, Out, Many>, public stream_state<CallOut> {
  public:
   using definition = serving_definition<In, Out, CallIn, CallOut>;
   using callback = std::function<void(event<CallOut>)>;

@@ -38,11 +38,12 @@ class stream_client final : public endpoint_base {
     try {
       input.emplace(def_->to_batch(item));
     } catch (...) {
-      return refuse(error(errc::invalid_argument, "map_inputs threw: " + describe_current_exception()),
+      return refuse(error(errc::invalid_argument,
+                          "map_inputs threw: " + describe_current_exception()),
                     callback);
     }
     return start(new stream_call<In, Out, CallIn, CallOut, false>(std::move(*input), def_,
-                                                                 std::move(callback)));
+                                                                  std::move(callback)));
   }
 
   event_stream<CallOut> dispatch_many(std::span<const CallIn> items, on_event callback = {}) {
@@ -50,7 +51,7 @@ class stream_client final : public endpoint_base {
     std::vector<In> inputs;
     if (auto bad = def_->to_batch(items, inputs)) return refuse(*bad, callback);
     auto* c = new stream_call<In, Out, CallIn, CallOut, true>(std::move(inputs), def_,
-                                                             std::move(callback));
+                                                              std::move(callback));
     // With hooks, each batch_size chunk stays in one execution so that every
     // hook event belongs to exactly one of the caller's slices.
     if (with_hooks_) c->indivisible_chunk = core_->options().batch_size;

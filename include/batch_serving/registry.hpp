@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/endpoint.hpp"
 #include "batch_serving/detail/registry.hpp"
 #include "batch_serving/error.hpp"
@@ -90,10 +91,7 @@ template <class CallIn, class CallOut>
 void dispatch_async(std::string_view name, CallIn item, std::function<void(result<CallOut>)> done) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
-    try {
-      done(target.error());
-    } catch (...) {
-    }
+    detail::call_dropping_exceptions(done, target.error());
     return;
   }
   (*target)->dispatch_async(std::move(item), std::move(done));
@@ -104,10 +102,7 @@ void dispatch_many_async(std::string_view name, std::vector<CallIn> items,
                          std::function<void(result<std::vector<CallOut>>)> done) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
-    try {
-      done(target.error());
-    } catch (...) {
-    }
+    detail::call_dropping_exceptions(done, target.error());
     return;
   }
   (*target)->dispatch_many_async(std::move(items), std::move(done));

@@ -56,6 +56,31 @@ namespace detail {
 // Validates options, applies defaults; throws serving_error naming the field.
 core_options resolve_options(const server_options& options,
                              std::optional<std::size_t> serving_batch_size);
+
+// Takes the engine's name (if any) for `client`, then starts the engine.
+// Throws serving_error(invalid_argument) if the name is taken; rethrows what
+// a partition's init threw, releasing the name first.
+template <class Engine>
+void register_and_start(Engine& engine, const std::shared_ptr<endpoint_base>& client) {
+  const std::string& name = engine.options().name;
+  if (!name.empty() && !register_endpoint(name, client)) {
+    throw serving_error(errc::invalid_argument, "a server named '" + name + "' is already running");
+  }
+  try {
+    engine.start();
+  } catch (...) {
+    if (!name.empty()) unregister_endpoint(name, client.get());
+    throw;
+  }
+}
+
+// Releases the name, then shuts the engine down (see server::stop).
+template <class Engine>
+void unregister_and_stop(Engine& engine, const endpoint_base* client) noexcept {
+  const std::string& name = engine.options().name;
+  if (!name.empty()) unregister_endpoint(name, client);
+  engine.stop();
+}
 }  // namespace detail
 
 // Streaming: a server started from a streaming_serving answers with event
@@ -74,17 +99,7 @@ class server {
     const auto& def = s.definition_ptr();
     auto engine = std::make_shared<detail::server_core<In, Out>>(def->factory, std::move(opts));
     client_ = std::make_shared<client_type>(def, engine);
-    const std::string& name = engine->options().name;
-    if (!name.empty() && !detail::register_endpoint(name, client_)) {
-      throw serving_error(errc::invalid_argument,
-                          "a server named '" + name + "' is already running");
-    }
-    try {
-      engine->start();
-    } catch (...) {
-      if (!name.empty()) detail::unregister_endpoint(name, client_.get());
-      throw;
-    }
+    detail::register_and_start(*engine, client_);
   }
 
   server(server&&) noexcept = default;
@@ -97,10 +112,7 @@ class server {
 
   // Shuts down as described above. Blocks up to shutdown_timeout. Idempotent.
   void stop() noexcept {
-    if (!client_) return;
-    const std::string& name = client_->engine().options().name;
-    if (!name.empty()) detail::unregister_endpoint(name, client_.get());
-    client_->engine().stop();
+    if (client_) detail::unregister_and_stop(client_->engine(), client_.get());
   }
 
   // Blocks until the item's result is there.

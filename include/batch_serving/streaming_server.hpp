@@ -44,17 +44,7 @@ class server<In, Out, CallIn, CallOut, true> {
     auto engine =
         std::make_shared<detail::server_core<In, Out>>(def->factory, std::move(opts), s.hooks());
     client_ = std::make_shared<client_type>(def, engine, !s.hooks().empty());
-    const std::string& name = engine->options().name;
-    if (!name.empty() && !detail::register_endpoint(name, client_)) {
-      throw serving_error(errc::invalid_argument,
-                          "a server named '" + name + "' is already running");
-    }
-    try {
-      engine->start();
-    } catch (...) {
-      if (!name.empty()) detail::unregister_endpoint(name, client_.get());
-      throw;
-    }
+    detail::register_and_start(*engine, client_);
   }
 
   server(server&&) noexcept = default;
@@ -64,10 +54,7 @@ class server<In, Out, CallIn, CallOut, true> {
   ~server() { stop(); }
 
   void stop() noexcept {
-    if (!client_) return;
-    const std::string& name = client_->engine().options().name;
-    if (!name.empty()) detail::unregister_endpoint(name, client_.get());
-    client_->engine().stop();
+    if (client_) detail::unregister_and_stop(client_->engine(), client_.get());
   }
 
   // The item's events: its hook events, then one item event (or an error).

@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "batch_serving/error.hpp"
@@ -56,6 +57,16 @@ inline std::string describe_current_exception() {
     return e.what();
   } catch (...) {
     return "a non-std::exception";
+  }
+}
+
+// Calls a user callback that has no caller left to report to: an exception
+// it throws is dropped, never let onto a library thread.
+template <class F, class... Args>
+void call_dropping_exceptions(F& f, Args&&... args) noexcept {
+  try {
+    f(std::forward<Args>(args)...);
+  } catch (...) {
   }
 }
 

@@ -130,12 +130,8 @@ class callback_call final : public stored_call<In, Out, Many> {
 
  protected:
   void on_complete() noexcept override {
-    try {
-      callback_(def_->finish(this->take_answer()));
-    } catch (...) {
-      // A callback's exception must not escape onto a server thread, and it
-      // has no caller left to go to: it is dropped (documented on dispatch_async).
-    }
+    // Its exception has no caller left to go to (documented on dispatch_async).
+    call_dropping_exceptions(callback_, def_->finish(this->take_answer()));
   }
 
  private:

@@ -35,11 +35,7 @@ class client final : public endpoint<CallIn, CallOut> {
 
   result<CallOut> dispatch(const CallIn& item) override {
     std::optional<In> input;
-    try {
-      input.emplace(def_->to_batch(item));
-    } catch (...) {
-      return error(errc::invalid_argument, "map_inputs threw: " + describe_current_exception());
-    }
+    if (auto bad = def_->to_batch(item, input)) return *bad;
     return def_->finish(wait_for<false>(std::move(*input)));
   }
 
@@ -53,12 +49,7 @@ class client final : public endpoint<CallIn, CallOut> {
   future<CallOut> dispatch_async(CallIn item) override {
     using kind = future_call<In, Out, CallIn, CallOut, false>;
     std::optional<In> input;
-    std::optional<error> bad;
-    try {
-      input.emplace(def_->to_batch(item));
-    } catch (...) {
-      bad.emplace(errc::invalid_argument, "map_inputs threw: " + describe_current_exception());
-    }
+    std::optional<error> bad = def_->to_batch(item, input);
     return start_future<kind>(std::move(input), std::move(bad));
   }
 
@@ -82,12 +73,7 @@ class client final : public endpoint<CallIn, CallOut> {
   void dispatch_with_callback(CallIn item, Callback&& done) {
     using kind = callback_call<In, Out, CallIn, CallOut, false, std::decay_t<Callback>>;
     std::optional<In> input;
-    std::optional<error> bad;
-    try {
-      input.emplace(def_->to_batch(item));
-    } catch (...) {
-      bad.emplace(errc::invalid_argument, "map_inputs threw: " + describe_current_exception());
-    }
+    std::optional<error> bad = def_->to_batch(item, input);
     start_callback<kind>(std::move(input), std::move(bad), std::forward<Callback>(done));
   }
 
@@ -146,11 +132,7 @@ class client final : public endpoint<CallIn, CallOut> {
   void start_callback(std::optional<Inputs>&& inputs, std::optional<error>&& bad, Callback&& done) {
     using value_type = typename Kind::value_type;
     if (bad) {
-      try {
-        done(result<value_type>(std::move(*bad)));
-      } catch (...) {
-        // Dropped, as a callback's exception on a server thread would be.
-      }
+      call_dropping_exceptions(done, result<value_type>(std::move(*bad)));
       return;
     }
     auto* c = new Kind(std::move(*inputs), def_, std::forward<Callback>(done));

@@ -34,6 +34,17 @@ struct serving_definition {
     return map_in(item);
   }
 
+  // Maps one caller item into `input`; a throwing map_inputs becomes an
+  // invalid_argument error for this caller alone.
+  std::optional<error> to_batch(const CallIn& item, std::optional<In>& input) const {
+    try {
+      input.emplace(to_batch(item));
+    } catch (...) {
+      return error(errc::invalid_argument, "map_inputs threw: " + describe_current_exception());
+    }
+    return std::nullopt;
+  }
+
   // Maps a caller's items into `inputs`; a throwing map_inputs becomes an
   // invalid_argument error for this caller alone.
   std::optional<error> to_batch(std::span<const CallIn> items, std::vector<In>& inputs) const {

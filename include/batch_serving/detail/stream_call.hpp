@@ -134,11 +134,7 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
       raw_event raw = std::move(events_.front());
       events_.pop_front();
       lock.unlock();
-      try {
-        on_event_(to_event(std::move(raw)));
-      } catch (...) {
-        // Dropped: a callback's exception has nowhere to go (documented).
-      }
+      call_dropping_exceptions(on_event_, to_event(std::move(raw)));  // documented: dropped
       lock.lock();
     }
     pumping_ = false;

@@ -35,13 +35,7 @@ class stream_client final : public endpoint_base {
 
   event_stream<CallOut> dispatch(const CallIn& item, on_event callback = {}) {
     std::optional<In> input;
-    try {
-      input.emplace(def_->to_batch(item));
-    } catch (...) {
-      return refuse(error(errc::invalid_argument,
-                          "map_inputs threw: " + describe_current_exception()),
-                    callback);
-    }
+    if (auto bad = def_->to_batch(item, input)) return refuse(*bad, callback);
     return start(new stream_call<In, Out, CallIn, CallOut, false>(std::move(*input), def_,
                                                                   std::move(callback)));
   }
@@ -74,11 +68,7 @@ class stream_client final : public endpoint_base {
 
   event_stream<CallOut> refuse(error e, const on_event& callback) {
     if (!callback) return failed_stream<CallOut>(std::move(e));
-    try {
-      callback(event<CallOut>::make_error(std::move(e)));
-    } catch (...) {
-      // Dropped, as on a server thread.
-    }
+    call_dropping_exceptions(callback, event<CallOut>::make_error(std::move(e)));
     return event_stream<CallOut>(nullptr);
   }
 

@@ -1,6 +1,8 @@
 #include "batch_serving/detail/completion_flag.hpp"
 
+#include <algorithm>
 #include <climits>
+#include <thread>
 
 #include "batch_serving/detail/cpu_relax.hpp"
 
@@ -46,9 +48,30 @@ namespace {
 // About 2-4 µs of spinning: long enough to catch a completion already under
 // way on the other core, far shorter than a sleep/wake round trip (~6 µs).
 constexpr int spin_iterations = 128;
+
+// Spinning only pays while the thread that will set the flag can run on
+// another core. With more waiters than cores (64 blocking callers on 2 cores)
+// every spinner steals the CPU the executor needs, so at most cores - 1
+// waiters spin at once; the rest go straight to sleep.
+std::atomic<int> spinning_waiters{0};
+const int max_spinning_waiters =
+    std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+
+class spin_slot {
+ public:
+  spin_slot() noexcept
+      : granted_(spinning_waiters.fetch_add(1, std::memory_order_relaxed) < max_spinning_waiters) {}
+  ~spin_slot() { spinning_waiters.fetch_sub(1, std::memory_order_relaxed); }
+  bool granted() const noexcept { return granted_; }
+
+ private:
+  bool granted_;
+};
 }  // namespace
 
 bool completion_flag::spin() const noexcept {
+  const spin_slot slot;
+  if (!slot.granted()) return is_set();
   for (int i = 0; i < spin_iterations; ++i) {
     if (is_set()) return true;
     cpu_relax();

@@ -57,80 +57,92 @@ namespace detail {
 core_options resolve_options(const server_options& options,
                              std::optional<std::size_t> serving_batch_size);
 
-// Takes the engine's name (if any) for `client`, then starts the engine.
-// Throws serving_error(invalid_argument) if the name is taken; rethrows what
-// a partition's init threw, releasing the name first.
-template <class Engine>
-void register_and_start(Engine& engine, const std::shared_ptr<endpoint_base>& client) {
-  const std::string& name = engine.options().name;
-  if (!name.empty() && !register_endpoint(name, client)) {
-    throw serving_error(errc::invalid_argument, "a server named '" + name + "' is already running");
-  }
-  try {
-    engine.start();
-  } catch (...) {
-    if (!name.empty()) unregister_endpoint(name, client.get());
-    throw;
-  }
-}
+// What every kind of server shares: the name, start-up, shutdown, stats.
+// Owns the client; the client owns the engine.
+template <class Client>
+class server_handle {
+ public:
+  server_handle(server_handle&&) noexcept = default;
+  server_handle& operator=(server_handle&&) = delete;
+  server_handle(const server_handle&) = delete;
+  server_handle& operator=(const server_handle&) = delete;
 
-// Releases the name, then shuts the engine down (see server::stop).
-template <class Engine>
-void unregister_and_stop(Engine& engine, const endpoint_base* client) noexcept {
-  const std::string& name = engine.options().name;
-  if (!name.empty()) unregister_endpoint(name, client);
-  engine.stop();
-}
+  // Performs stop().
+  ~server_handle() { stop(); }
+
+  // Shuts down as server.hpp describes: refuses new calls, drains, answers
+  // the rest shutting_down. Blocks up to shutdown_timeout. Idempotent.
+  void stop() noexcept {
+    if (!client_) return;
+    const std::string& name = client_->engine().options().name;
+    if (!name.empty()) unregister_endpoint(name, client_.get());
+    client_->engine().stop();
+  }
+
+  server_stats stats() const { return client_->engine().stats(); }
+  const std::string& name() const noexcept { return client_->engine().options().name; }
+  std::size_t batch_size() const noexcept { return client_->engine().options().batch_size; }
+  std::size_t partitions() const noexcept { return client_->engine().options().partitions; }
+
+ protected:
+  // Takes the engine's name (if any) for `client`, then starts the engine.
+  // Throws serving_error(invalid_argument) if the name is taken; rethrows
+  // what a partition's init threw, releasing the name first.
+  explicit server_handle(std::shared_ptr<Client> client) : client_(std::move(client)) {
+    const std::string& name = client_->engine().options().name;
+    if (!name.empty() && !register_endpoint(name, client_)) {
+      throw serving_error(errc::invalid_argument,
+                          "a server named '" + name + "' is already running");
+    }
+    try {
+      client_->engine().start();
+    } catch (...) {
+      if (!name.empty()) unregister_endpoint(name, client_.get());
+      throw;
+    }
+  }
+
+  Client& client() const noexcept { return *client_; }
+
+ private:
+  std::shared_ptr<Client> client_;
+};
 }  // namespace detail
 
 // Streaming: a server started from a streaming_serving answers with event
 // streams instead (see streaming_server.hpp).
 template <class In, class Out, class CallIn = In, class CallOut = Out, bool Streaming = false>
-class server {
+class server : public detail::server_handle<detail::client<In, Out, CallIn, CallOut>> {
   using client_type = detail::client<In, Out, CallIn, CallOut>;
+  using handle = detail::server_handle<client_type>;
 
  public:
   // Starts the server: creates each partition's state (in its thread) and,
   // if options.name is set, registers the name. Blocks until every partition
   // is ready. Throws serving_error(invalid_argument) for bad options or a
   // name already in use, and rethrows what a partition's init threw.
-  server(const serving<In, Out, CallIn, CallOut>& s, server_options options = {}) {
-    auto opts = detail::resolve_options(options, s.batch_size());
-    const auto& def = s.definition_ptr();
-    auto engine = std::make_shared<detail::server_core<In, Out>>(def->factory, std::move(opts));
-    client_ = std::make_shared<client_type>(def, engine);
-    detail::register_and_start(*engine, client_);
-  }
-
-  server(server&&) noexcept = default;
-  server& operator=(server&&) = delete;
-  server(const server&) = delete;
-  server& operator=(const server&) = delete;
-
-  // Performs stop().
-  ~server() { stop(); }
-
-  // Shuts down as described above. Blocks up to shutdown_timeout. Idempotent.
-  void stop() noexcept {
-    if (client_) detail::unregister_and_stop(client_->engine(), client_.get());
-  }
+  // stop(), stats(), name(), batch_size(), partitions(): see server_handle.
+  server(const serving<In, Out, CallIn, CallOut>& s, server_options options = {})
+      : handle(make_client(s, options)) {}
 
   // Blocks until the item's result is there.
-  result<CallOut> dispatch(const CallIn& item) { return client_->dispatch(item); }
+  result<CallOut> dispatch(const CallIn& item) { return this->client().dispatch(item); }
 
   // Blocks until all of the items' results are there; they come in the
   // items' order. An empty batch is invalid_argument.
   result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items) {
-    return client_->dispatch_many(items);
+    return this->client().dispatch_many(items);
   }
   result<std::vector<CallOut>> dispatch_many(std::initializer_list<CallIn> items) {
-    return client_->dispatch_many(std::span<const CallIn>(items.begin(), items.size()));
+    return this->client().dispatch_many(std::span<const CallIn>(items.begin(), items.size()));
   }
 
   // Never blocks on the work: returns a future for the result.
-  future<CallOut> dispatch_async(CallIn item) { return client_->dispatch_async(std::move(item)); }
+  future<CallOut> dispatch_async(CallIn item) {
+    return this->client().dispatch_async(std::move(item));
+  }
   future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items) {
-    return client_->dispatch_many_async(std::move(items));
+    return this->client().dispatch_many_async(std::move(items));
   }
 
   // Never blocks on the work: `done(result)` runs once when the call
@@ -140,21 +152,23 @@ class server {
   template <class Callback>
     requires std::invocable<Callback&, result<CallOut>>
   void dispatch_async(CallIn item, Callback&& done) {
-    client_->dispatch_with_callback(std::move(item), std::forward<Callback>(done));
+    this->client().dispatch_with_callback(std::move(item), std::forward<Callback>(done));
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::vector<CallIn> items, Callback&& done) {
-    client_->dispatch_many_with_callback(std::move(items), std::forward<Callback>(done));
+    this->client().dispatch_many_with_callback(std::move(items), std::forward<Callback>(done));
   }
 
-  server_stats stats() const { return client_->engine().stats(); }
-  const std::string& name() const noexcept { return client_->engine().options().name; }
-  std::size_t batch_size() const noexcept { return client_->engine().options().batch_size; }
-  std::size_t partitions() const noexcept { return client_->engine().options().partitions; }
-
  private:
-  std::shared_ptr<client_type> client_;
+  static std::shared_ptr<client_type> make_client(const serving<In, Out, CallIn, CallOut>& s,
+                                                  const server_options& options) {
+    const auto& def = s.definition_ptr();
+    return std::make_shared<client_type>(def,
+                                         std::make_shared<detail::server_core<In, Out>>(
+                                             def->factory,
+                                             detail::resolve_options(options, s.batch_size())));
+  }
 };
 
 }  // namespace batch_serving

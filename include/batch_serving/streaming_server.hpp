@@ -33,39 +33,26 @@
 namespace batch_serving {
 
 template <class In, class Out, class CallIn, class CallOut>
-class server<In, Out, CallIn, CallOut, true> {
+class server<In, Out, CallIn, CallOut, true>
+    : public detail::server_handle<detail::stream_client<In, Out, CallIn, CallOut>> {
   using client_type = detail::stream_client<In, Out, CallIn, CallOut>;
+  using handle = detail::server_handle<client_type>;
 
  public:
-  // Starts the server as server.hpp describes.
-  server(const streaming_serving<In, Out, CallIn, CallOut>& s, server_options options = {}) {
-    auto opts = detail::resolve_options(options, s.batch_size());
-    const auto& def = s.base().definition_ptr();
-    auto engine =
-        std::make_shared<detail::server_core<In, Out>>(def->factory, std::move(opts), s.hooks());
-    client_ = std::make_shared<client_type>(def, engine, !s.hooks().empty());
-    detail::register_and_start(*engine, client_);
-  }
-
-  server(server&&) noexcept = default;
-  server& operator=(server&&) = delete;
-  server(const server&) = delete;
-  server& operator=(const server&) = delete;
-  ~server() { stop(); }
-
-  void stop() noexcept {
-    if (client_) detail::unregister_and_stop(client_->engine(), client_.get());
-  }
+  // Starts the server as server.hpp describes. stop(), stats(), name(),
+  // batch_size(), partitions(): see server_handle.
+  server(const streaming_serving<In, Out, CallIn, CallOut>& s, server_options options = {})
+      : handle(make_client(s, options)) {}
 
   // The item's events: its hook events, then one item event (or an error).
-  event_stream<CallOut> dispatch(const CallIn& item) { return client_->dispatch(item); }
+  event_stream<CallOut> dispatch(const CallIn& item) { return this->client().dispatch(item); }
 
   // The items' events: per slice, its hook events then a batch event.
   event_stream<CallOut> dispatch_many(std::span<const CallIn> items) {
-    return client_->dispatch_many(items);
+    return this->client().dispatch_many(items);
   }
   event_stream<CallOut> dispatch_many(std::initializer_list<CallIn> items) {
-    return client_->dispatch_many(std::span<const CallIn>(items.begin(), items.size()));
+    return this->client().dispatch_many(std::span<const CallIn>(items.begin(), items.size()));
   }
 
   // Callback forms: `on_event(event)` runs for each event in order, one at a
@@ -74,21 +61,25 @@ class server<In, Out, CallIn, CallOut, true> {
   template <class Callback>
     requires std::invocable<Callback&, event<CallOut>>
   void dispatch_async(const CallIn& item, Callback&& on_event) {
-    (void)client_->dispatch(item, std::forward<Callback>(on_event));
+    (void)this->client().dispatch(item, std::forward<Callback>(on_event));
   }
   template <class Callback>
     requires std::invocable<Callback&, event<CallOut>>
   void dispatch_many_async(std::span<const CallIn> items, Callback&& on_event) {
-    (void)client_->dispatch_many(items, std::forward<Callback>(on_event));
+    (void)this->client().dispatch_many(items, std::forward<Callback>(on_event));
   }
 
-  server_stats stats() const { return client_->engine().stats(); }
-  const std::string& name() const noexcept { return client_->engine().options().name; }
-  std::size_t batch_size() const noexcept { return client_->engine().options().batch_size; }
-  std::size_t partitions() const noexcept { return client_->engine().options().partitions; }
-
  private:
-  std::shared_ptr<client_type> client_;
+  static std::shared_ptr<client_type> make_client(
+      const streaming_serving<In, Out, CallIn, CallOut>& s, const server_options& options) {
+    const auto& def = s.base().definition_ptr();
+    return std::make_shared<client_type>(def,
+                                         std::make_shared<detail::server_core<In, Out>>(
+                                             def->factory,
+                                             detail::resolve_options(options, s.batch_size()),
+                                             s.hooks()),
+                                         !s.hooks().empty());
+  }
 };
 
 template <class In, class Out, class CallIn, class CallOut>

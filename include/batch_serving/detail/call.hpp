@@ -126,8 +126,8 @@ class call {
   }
 
   // Wakes the caller / runs its callback. Called exactly once, by whoever got
-  // `true` from deliver() or fail(), outside every lock, while it holds a
-  // reference.
+  // `true` from deliver(), fail_slice() or fail(), outside every lock, while
+  // it holds a reference.
   void complete() noexcept {
     assert(!completed_.exchange(true) && "a call was completed twice");
     on_complete();

@@ -26,12 +26,16 @@
 #include "batch_serving/server.hpp"
 #include "batch_serving/serving.hpp"
 
+#include "support/callback_record.hpp"
+
 namespace batch_serving {
 // Lets GoogleTest print codes by name in failure messages.
 inline void PrintTo(errc code, std::ostream* os) { *os << to_string(code); }
 }  // namespace batch_serving
 
 namespace bs = batch_serving;
+using bs::testing::callback_record;
+using bs::testing::gate;
 using namespace std::chrono_literals;
 
 namespace {
@@ -43,20 +47,6 @@ constexpr auto patience = 10s;
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
 }
-
-// A one-way flag threads wait on; opening it twice is fine.
-class gate {
- public:
-  void open() noexcept {
-    open_.store(true, std::memory_order_release);
-    open_.notify_all();
-  }
-  void wait() const noexcept { open_.wait(false, std::memory_order_acquire); }
-  bool is_open() const noexcept { return open_.load(std::memory_order_acquire); }
-
- private:
-  std::atomic<bool> open_{false};
-};
 
 // Opens a gate when the scope ends, so a failed assertion never leaves a
 // server's batch function blocked (declare it after the server).
@@ -98,34 +88,6 @@ struct held_squares {
   std::vector<int> items_seen() {
     std::lock_guard lock(mu);
     return seen;
-  }
-};
-
-// Collects the results a callback receives, and how often it ran.
-template <class T>
-struct callback_record {
-  std::mutex mu;
-  std::vector<bs::result<T>> results;
-  std::atomic<int> calls{0};
-  std::thread::id thread;
-  gate done;
-
-  auto callback() {
-    return [this](bs::result<T> r) {
-      {
-        std::lock_guard lock(mu);
-        results.push_back(std::move(r));
-        thread = std::this_thread::get_id();
-      }
-      calls.fetch_add(1);
-      done.open();
-    };
-  }
-  // The result it got (the first, if several), or an error if it has not run.
-  const bs::result<T>& only() {
-    static const bs::result<T> none(bs::error(bs::errc::cancelled, "the callback has not run"));
-    std::lock_guard lock(mu);
-    return results.empty() ? none : results.front();
   }
 };
 

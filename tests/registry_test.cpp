@@ -26,12 +26,16 @@
 #include "batch_serving/server.hpp"
 #include "batch_serving/serving.hpp"
 
+#include "support/callback_record.hpp"
+
 namespace batch_serving {
 // Lets GoogleTest print codes by name in failure messages.
 inline void PrintTo(errc code, std::ostream* os) { *os << to_string(code); }
 }  // namespace batch_serving
 
 namespace bs = batch_serving;
+using bs::testing::callback_record;
+using bs::testing::gate;
 using namespace std::chrono_literals;
 
 namespace {
@@ -48,19 +52,6 @@ std::string unique_name(const std::string& suffix = "") {
   if (!suffix.empty()) name += "." + suffix;
   return name;
 }
-
-// A one-way flag threads wait on; opening it twice is fine.
-class gate {
- public:
-  void open() noexcept {
-    open_.store(true, std::memory_order_release);
-    open_.notify_all();
-  }
-  void wait() const noexcept { open_.wait(false, std::memory_order_acquire); }
-
- private:
-  std::atomic<bool> open_{false};
-};
 
 std::vector<int> squares_of(std::span<const int> xs) {
   std::vector<int> out;
@@ -82,33 +73,6 @@ bs::serving<int, int> adds(int tag) {
 bs::server_options named(const std::string& name) {
   return {.name = name, .batch_size = 4, .batch_timeout = 0ms};
 }
-
-// Collects what a callback receives, and in which thread.
-template <class T>
-struct callback_record {
-  std::mutex mu;
-  std::vector<bs::result<T>> results;
-  std::atomic<int> calls{0};
-  std::thread::id thread;
-  gate done;
-
-  std::function<void(bs::result<T>)> callback() {
-    return [this](bs::result<T> r) {
-      {
-        std::lock_guard lock(mu);
-        results.push_back(std::move(r));
-        thread = std::this_thread::get_id();
-      }
-      calls.fetch_add(1);
-      done.open();
-    };
-  }
-  const bs::result<T>& only() {
-    static const bs::result<T> none(bs::error(bs::errc::cancelled, "the callback has not run"));
-    std::lock_guard lock(mu);
-    return results.empty() ? none : results.front();
-  }
-};
 
 struct point {
   int x;

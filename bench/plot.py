@@ -2,8 +2,8 @@
 """Plot items/s against caller threads for the sync scenario of batch_serving_bench.
 
 Reads the JSON lines that `batch_serving_bench --json` prints (from files or
-stdin) and draws one line per implementation and batch_timeout, log-scaled
-callers on x, items/s on y:
+stdin) and draws one line per implementation and batch_timeout, callers on x,
+items/s on y (both log-scaled; --linear for a linear y axis):
 
     build/bench/batch_serving_bench --json --scenarios sync > sync.jsonl
     python3 bench/plot.py sync.jsonl -o sync.png
@@ -52,7 +52,9 @@ def sync_series(rows):
 def timeout_label(us):
     if us is None:
         return "?"
-    return f"{us // 1000} ms" if us and us % 1000 == 0 else f"{us} us"
+    if us == 0:
+        return "0 (eager)"
+    return f"{us // 1000} ms" if us % 1000 == 0 else f"{us} us"
 
 
 def main():
@@ -60,6 +62,7 @@ def main():
     parser.add_argument("inputs", nargs="*", help="JSON-lines files (default: stdin)")
     parser.add_argument("-o", "--output", default="bench_sync.png", help="PNG to write")
     parser.add_argument("--title", default="sync: blocking dispatch, batch_size 64")
+    parser.add_argument("--linear", action="store_true", help="linear items/s axis (default: log)")
     args = parser.parse_args()
 
     series = sync_series(read_rows(args.inputs))
@@ -75,13 +78,19 @@ def main():
         sys.exit("plot.py: needs matplotlib (Debian: apt-get install python3-matplotlib)")
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    styles = {"batch_serving": "-", "naive": "--"}
+    # One colour per batch_timeout, one line style and marker per implementation.
+    styles = {"batch_serving": ("-", "o"), "naive": ("--", "s")}
+    timeouts = sorted({t for _, t in series if t is not None})
+    colours = {t: f"C{i}" for i, t in enumerate(timeouts)}
     for (impl, timeout_us), points in series.items():
         callers = [c for c, _ in points]
         rate = [v for _, v in points]
-        ax.plot(callers, rate, styles.get(impl, ":"), marker="o",
+        line, marker = styles.get(impl, (":", "^"))
+        ax.plot(callers, rate, line, marker=marker, color=colours.get(timeout_us, "C9"),
                 label=f"{impl}, batch_timeout {timeout_label(timeout_us)}")
     ax.set_xscale("log", base=2)
+    if not args.linear:
+        ax.set_yscale("log")
     all_callers = sorted({c for points in series.values() for c, _ in points})
     ax.set_xticks(all_callers)
     ax.set_xticklabels([str(c) for c in all_callers])

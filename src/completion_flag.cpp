@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "batch_serving/detail/cpu_relax.hpp"
+#include "batch_serving/detail/spin_estimate.hpp"
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -67,16 +68,27 @@ class spin_slot {
  private:
   bool granted_;
 };
+
+// Shared by all waiters: whether their answers tend to come within a spin
+// depends on the load, which they share.
+spin_estimate answers_within_spin;
 }  // namespace
 
 bool completion_flag::spin() const noexcept {
+  if (is_set()) return true;
+  if (!answers_within_spin.worth_spinning()) return false;
   const spin_slot slot;
   if (!slot.granted()) return is_set();
   for (int i = 0; i < spin_iterations; ++i) {
-    if (is_set()) return true;
+    if (is_set()) {
+      answers_within_spin.learn(true);
+      return true;
+    }
     cpu_relax();
   }
-  return is_set();
+  const bool caught = is_set();
+  answers_within_spin.learn(caught);
+  return caught;
 }
 
 void completion_flag::wait() noexcept {

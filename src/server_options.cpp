@@ -15,6 +15,10 @@ core_options resolve_options(const server_options& options,
   resolved.name = options.name;
   resolved.batch_size = options.batch_size.value_or(serving_batch_size.value_or(1));
   if (resolved.batch_size == 0) bad_option("batch_size must be at least 1 (got 0)");
+  if (resolved.batch_size > most_items_per_call) {
+    bad_option("batch_size must be at most " + std::to_string(most_items_per_call) + " (got " +
+               std::to_string(resolved.batch_size) + ")");
+  }
   if (options.batch_timeout.count() < 0) {
     bad_option("batch_timeout must not be negative (got " +
                std::to_string(options.batch_timeout.count()) + " us)");
@@ -27,6 +31,18 @@ core_options resolve_options(const server_options& options,
                std::to_string(options.partitions) + ")");
   }
   resolved.partitions = options.partitions;
+  if (options.max_queue) {
+    if (*options.max_queue == 0) bad_option("max_queue must be at least 1 (got 0)");
+    resolved.max_queue = *options.max_queue;
+  }
+  if (options.default_timeout) {
+    if (options.default_timeout->count() < 0) {
+      bad_option("default_timeout must not be negative (got " +
+                 std::to_string(options.default_timeout->count()) + " us)");
+    }
+    resolved.default_timeout = *options.default_timeout;
+  }
+  resolved.isolate_failures = options.isolate_failures;
   if (options.shutdown_timeout.count() < 0) {
     bad_option("shutdown_timeout must not be negative (got " +
                std::to_string(options.shutdown_timeout.count()) + " ms)");

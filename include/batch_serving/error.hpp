@@ -25,7 +25,8 @@ enum class errc {
   // No server runs under the name the call used (never started, or stopped).
   no_serving = 1,
   // The batch function threw, or returned a different number of outputs than
-  // it was given inputs. Every caller with items in that execution gets this.
+  // it was given inputs. Every caller with items in that execution gets this
+  // (with server_options::isolate_failures, only callers whose own items fail).
   execution_failed,
   // The call itself was malformed (an empty explicit batch, a name registered
   // with other element types, a caller-side mapping that threw, bad options).
@@ -33,11 +34,12 @@ enum class errc {
   // The server is shutting down: it no longer accepts calls, or it could not
   // finish this one within its shutdown timeout.
   shutting_down,
-  // The server's queue is full (reserved for backpressure).
+  // The server's queue is full (server_options::max_queue); answered at once.
   overloaded,
-  // The call's deadline passed before it was answered (reserved for deadlines).
+  // The call's deadline passed before it was answered (call_options::timeout
+  // or deadline, server_options::default_timeout).
   timeout,
-  // The caller cancelled the call (reserved for cancellation).
+  // The caller cancelled the call (future::cancel, call_options::stop_token).
   cancelled,
 };
 

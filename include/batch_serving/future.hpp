@@ -25,6 +25,8 @@ class future_state {
   virtual bool ready() const noexcept = 0;
   // The answer, mapped for the caller (map_results runs here). Once.
   virtual result<T> take() = 0;
+  // Answers the call cancelled unless it finished. True if this cancelled it.
+  virtual bool cancel() noexcept = 0;
   // Gives up the future's reference.
   virtual void drop() noexcept = 0;
 
@@ -80,6 +82,12 @@ class [[nodiscard]] future {
     return state_->wait_until(deadline);
   }
 
+  // Answers the call cancelled (errc::cancelled) if it has not finished yet:
+  // its items still queued never run, results of running ones are discarded.
+  // Returns true if this cancelled it, false if it had finished already
+  // (then nothing changes). Never blocks on the work. Requires valid().
+  bool cancel() noexcept { return state_->cancel(); }
+
   // Blocks until ready and returns the answer; the future becomes invalid.
   // Requires valid(). Runs the serving's map_results in this thread.
   result<T> get() {
@@ -112,6 +120,7 @@ class ready_future_state final : public future_state<T> {
   bool wait_until(std::chrono::steady_clock::time_point) noexcept override { return true; }
   bool ready() const noexcept override { return true; }
   result<T> take() override { return std::move(answer_); }
+  bool cancel() noexcept override { return false; }
   void drop() noexcept override { delete this; }
 
  private:

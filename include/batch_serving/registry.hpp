@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "batch_serving/call_options.hpp"
 #include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/endpoint.hpp"
 #include "batch_serving/detail/registry.hpp"
@@ -50,62 +51,79 @@ result<std::shared_ptr<endpoint<CallIn, CallOut>>> find_typed_endpoint(std::stri
 inline bool is_running(std::string_view name) { return detail::find_endpoint(name) != nullptr; }
 
 template <class CallIn, class CallOut>
-result<CallOut> dispatch(std::string_view name, const CallIn& item) {
+result<CallOut> dispatch(std::string_view name, const CallIn& item,
+                         const call_options& options = {}) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) return target.error();
-  return (*target)->dispatch(item);
+  return (*target)->dispatch(item, options);
 }
 
 template <class CallIn, class CallOut>
-result<std::vector<CallOut>> dispatch_many(std::string_view name, std::span<const CallIn> items) {
+result<std::vector<CallOut>> dispatch_many(std::string_view name, std::span<const CallIn> items,
+                                           const call_options& options = {}) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) return target.error();
-  return (*target)->dispatch_many(items);
+  return (*target)->dispatch_many(items, options);
 }
 template <class CallIn, class CallOut>
 result<std::vector<CallOut>> dispatch_many(std::string_view name,
-                                           std::initializer_list<CallIn> items) {
-  return dispatch_many<CallIn, CallOut>(name, std::span<const CallIn>(items.begin(), items.size()));
+                                           std::initializer_list<CallIn> items,
+                                           const call_options& options = {}) {
+  return dispatch_many<CallIn, CallOut>(name, std::span<const CallIn>(items.begin(), items.size()),
+                                        options);
 }
 
 template <class CallIn, class CallOut>
-future<CallOut> dispatch_async(std::string_view name, CallIn item) {
+future<CallOut> dispatch_async(std::string_view name, CallIn item,
+                               const call_options& options = {}) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) return future<CallOut>(new detail::ready_future_state<CallOut>(target.error()));
-  return (*target)->dispatch_async(std::move(item));
+  return (*target)->dispatch_async(std::move(item), options);
 }
 
 template <class CallIn, class CallOut>
-future<std::vector<CallOut>> dispatch_many_async(std::string_view name, std::vector<CallIn> items) {
+future<std::vector<CallOut>> dispatch_many_async(std::string_view name, std::vector<CallIn> items,
+                                                 const call_options& options = {}) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
     return future<std::vector<CallOut>>(
         new detail::ready_future_state<std::vector<CallOut>>(target.error()));
   }
-  return (*target)->dispatch_many_async(std::move(items));
+  return (*target)->dispatch_many_async(std::move(items), options);
 }
 
 // Callback forms: `done` runs once, on a server thread, or in this thread
 // when the call is answered at once (unknown name, bad input, shutting down).
 template <class CallIn, class CallOut>
-void dispatch_async(std::string_view name, CallIn item, std::function<void(result<CallOut>)> done) {
+void dispatch_async(std::string_view name, CallIn item, const call_options& options,
+                    std::function<void(result<CallOut>)> done) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
     detail::call_dropping_exceptions(done, target.error());
     return;
   }
-  (*target)->dispatch_async(std::move(item), std::move(done));
+  (*target)->dispatch_async(std::move(item), options, std::move(done));
+}
+template <class CallIn, class CallOut>
+void dispatch_async(std::string_view name, CallIn item, std::function<void(result<CallOut>)> done) {
+  dispatch_async<CallIn, CallOut>(name, std::move(item), call_options{}, std::move(done));
 }
 
 template <class CallIn, class CallOut>
 void dispatch_many_async(std::string_view name, std::vector<CallIn> items,
+                         const call_options& options,
                          std::function<void(result<std::vector<CallOut>>)> done) {
   auto target = detail::find_typed_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
     detail::call_dropping_exceptions(done, target.error());
     return;
   }
-  (*target)->dispatch_many_async(std::move(items), std::move(done));
+  (*target)->dispatch_many_async(std::move(items), options, std::move(done));
+}
+template <class CallIn, class CallOut>
+void dispatch_many_async(std::string_view name, std::vector<CallIn> items,
+                         std::function<void(result<std::vector<CallOut>>)> done) {
+  dispatch_many_async<CallIn, CallOut>(name, std::move(items), call_options{}, std::move(done));
 }
 
 }  // namespace batch_serving

@@ -12,6 +12,7 @@
 //   auto both = srv.dispatch_many({2, 3});                // result: {4, 9}
 //   auto later = srv.dispatch_async(5);                   // future<int>
 //   srv.dispatch_async(6, [](batch_serving::result<int> r) { /* on a server thread */ });
+//   auto soon = srv.dispatch(7, {.timeout = std::chrono::milliseconds(20)});  // or errc::timeout
 //
 // Every call gets exactly one answer: its own results, in its own order, or
 // an error (see error.hpp). Calls that arrive close together share
@@ -27,6 +28,11 @@
 // with shutting_down. A batch function still running after that keeps its
 // thread until it returns; its results are discarded.
 //
+// Under load: max_queue bounds the items waiting (a call past it gets
+// overloaded at once); call_options and default_timeout bound each call's
+// wait; isolate_failures keeps one failing caller from failing the others
+// in its execution. server_stats counts all of it.
+//
 // All dispatch forms are thread-safe and may be called from any thread,
 // including from a completion callback.
 #pragma once
@@ -40,6 +46,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch_serving/call_options.hpp"
 #include "batch_serving/detail/client.hpp"
 #include "batch_serving/detail/registry.hpp"
 #include "batch_serving/detail/server_core.hpp"
@@ -125,24 +132,36 @@ class server : public detail::server_handle<detail::client<In, Out, CallIn, Call
   server(const serving<In, Out, CallIn, CallOut>& s, server_options options = {})
       : handle(make_client(s, options)) {}
 
+  // Every dispatch form takes optional call_options: a timeout or deadline
+  // (errc::timeout) and a stop_token that cancels (errc::cancelled). A call
+  // refused at the door (shutting down, overloaded: max_queue reached, bad
+  // options) is answered at once.
+
   // Blocks until the item's result is there.
-  result<CallOut> dispatch(const CallIn& item) { return this->client().dispatch(item); }
+  result<CallOut> dispatch(const CallIn& item, const call_options& options = {}) {
+    return this->client().dispatch(item, options);
+  }
 
   // Blocks until all of the items' results are there; they come in the
   // items' order. An empty batch is invalid_argument.
-  result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items) {
-    return this->client().dispatch_many(items);
+  result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items,
+                                             const call_options& options = {}) {
+    return this->client().dispatch_many(items, options);
   }
-  result<std::vector<CallOut>> dispatch_many(std::initializer_list<CallIn> items) {
-    return this->client().dispatch_many(std::span<const CallIn>(items.begin(), items.size()));
+  result<std::vector<CallOut>> dispatch_many(std::initializer_list<CallIn> items,
+                                             const call_options& options = {}) {
+    return this->client().dispatch_many(std::span<const CallIn>(items.begin(), items.size()),
+                                        options);
   }
 
-  // Never blocks on the work: returns a future for the result.
-  future<CallOut> dispatch_async(CallIn item) {
-    return this->client().dispatch_async(std::move(item));
+  // Never blocks on the work: returns a future for the result (which can
+  // also cancel the call, see future::cancel).
+  future<CallOut> dispatch_async(CallIn item, const call_options& options = {}) {
+    return this->client().dispatch_async(std::move(item), options);
   }
-  future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items) {
-    return this->client().dispatch_many_async(std::move(items));
+  future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items,
+                                                   const call_options& options = {}) {
+    return this->client().dispatch_many_async(std::move(items), options);
   }
 
   // Never blocks on the work: `done(result)` runs once when the call
@@ -152,12 +171,24 @@ class server : public detail::server_handle<detail::client<In, Out, CallIn, Call
   template <class Callback>
     requires std::invocable<Callback&, result<CallOut>>
   void dispatch_async(CallIn item, Callback&& done) {
-    this->client().dispatch_with_callback(std::move(item), std::forward<Callback>(done));
+    dispatch_async(std::move(item), call_options{}, std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<CallOut>>
+  void dispatch_async(CallIn item, const call_options& options, Callback&& done) {
+    this->client().dispatch_with_callback(std::move(item), options, std::forward<Callback>(done));
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::vector<CallIn> items, Callback&& done) {
-    this->client().dispatch_many_with_callback(std::move(items), std::forward<Callback>(done));
+    dispatch_many_async(std::move(items), call_options{}, std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<std::vector<CallOut>>>
+  void dispatch_many_async(std::vector<CallIn> items, const call_options& options,
+                           Callback&& done) {
+    this->client().dispatch_many_with_callback(std::move(items), options,
+                                               std::forward<Callback>(done));
   }
 
  private:

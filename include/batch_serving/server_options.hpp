@@ -1,4 +1,5 @@
-// How a server batches: its name, batch size, timeout, partitions, shutdown.
+// How a server batches: its name, batch size, timeout, partitions, queue
+// bound, default call timeout, failure isolation, shutdown.
 //
 //   batch_serving::server srv(serving, {.name = "squares",
 //                                       .batch_size = 64,
@@ -25,6 +26,22 @@ struct server_options {
   std::chrono::microseconds batch_timeout = std::chrono::milliseconds(100);
   // Executions that may run in parallel, each with its own partition state.
   std::size_t partitions = 1;
+  // The most items that may wait in the queue (not yet executing). A call
+  // that would go past it is answered overloaded at once instead of
+  // queueing, so memory stays bounded under any load. Unset: unbounded.
+  std::optional<std::size_t> max_queue{};
+  // The timeout of calls that set neither call_options::timeout nor
+  // deadline. Unset: no timeout.
+  std::optional<std::chrono::microseconds> default_timeout{};
+  // When an execution with items of several calls fails, run it again in
+  // halves, recursively, so only the calls whose own items fail get
+  // execution_failed and the others their results. Costs at most about
+  // 2*log2(calls in the batch) extra executions per failing call, counted in
+  // server_stats::isolation_executions. The batch function must then be
+  // safe to run again on items it already saw. Off: a failed execution fails
+  // every call in it (the seed's behaviour). Not for streaming servings with
+  // hooks (their events cannot be taken back).
+  bool isolate_failures = false;
   // How long shutdown may spend draining queued and running work before the
   // rest is answered shutting_down.
   std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(30);

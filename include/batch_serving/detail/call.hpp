@@ -11,6 +11,10 @@
 //      `complete()` once, outside every lock, to wake the caller or run its
 //      callback.
 //
+// A call may also finish early: its deadline passes (timeout) or its caller
+// cancels it. Its queued items then leave the queue, never executed, and
+// results of its running slices are discarded.
+//
 // Ownership is by reference count: the caller (or its future) holds one, the
 // server holds one while the call is queued and one per slice in flight.
 // Whoever holds a reference may touch the call.
@@ -27,10 +31,13 @@
 #include <cassert>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <utility>
 #include <vector>
 
@@ -42,11 +49,17 @@ namespace batch_serving::detail {
 
 using clock = std::chrono::steady_clock;
 
-template <class In, class Out>
-class call {
+// What every call has, whatever its element types: references, the one place
+// its answer is decided, and its deadline. Timers and cancellation work on it.
+//
+// Layout: a queued call is the library's whole per-request memory, so what
+// few calls need (an error, slices that arrived early, a stop callback) lives
+// in a cold block allocated on first use, and the hot fields pack into a few
+// words.
+class call_base {
  public:
-  call(const call&) = delete;
-  call& operator=(const call&) = delete;
+  call_base(const call_base&) = delete;
+  call_base& operator=(const call_base&) = delete;
 
   // ---- references ----------------------------------------------------------
 
@@ -55,18 +68,148 @@ class call {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // ---- deadline ------------------------------------------------------------
+
+  // time_point::max() means none. Set before the call is submitted.
+  clock::time_point deadline() const noexcept { return deadline_; }
+  bool has_deadline() const noexcept { return deadline_ != clock::time_point::max(); }
+  void set_deadline(clock::time_point deadline) noexcept { deadline_ = deadline; }
+
+  // Linked in an intake's queue; guarded by that intake's queue mutex.
+  bool in_queue = false;
+
+  // ---- answer --------------------------------------------------------------
+
+  // Finishes the call with `e` unless it already finished. Returns true if
+  // this finished it; the caller of fail must then call complete().
+  bool fail(const error& e) {
+    std::lock_guard guard(lock_);
+    if (is_finished()) return false;
+    finish_with(e);
+    return true;
+  }
+
+  // True once the answer is decided. Lock-free, for skipping work whose
+  // answer no longer matters; a stale false only costs that work.
+  bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+
+  // Wakes the caller / runs its callback. Called exactly once, by whoever got
+  // `true` from deliver(), fail_slice() or fail(), outside every lock, while
+  // it holds a reference.
+  void complete() noexcept {
+    assert(!completed_.exchange(true) && "a call was completed twice");
+    ++completions_running;
+    on_complete();
+    --completions_running;
+  }
+
+  // How many completions (callbacks, wake-ups) this thread is inside. A stop()
+  // called from a completion callback must not wait for another stop: that
+  // one may be waiting for this very callback to return.
+  static inline thread_local int completions_running = 0;
+
+  // ---- cancellation --------------------------------------------------------
+
+  // What a stop callback runs: `cancel(target)`. Not a template, so that the
+  // cold block can hold the callback whatever the call's type.
+  struct canceller {
+    call_base* target;
+    void (*cancel)(call_base*) noexcept;
+    void operator()() const noexcept { cancel(target); }
+  };
+
+  // Cancelling on a stop_token takes two steps around submission: the cold
+  // block is made before the call is shared (so no thread ever sees its
+  // pointer change while it reads the answer unlocked), and the callback is
+  // armed after (so a stop cancels a queued call, never an unsubmitted one).
+  void prepare_cancel_on(const std::stop_token& token) {
+    if (token.stop_possible()) cold_state();
+  }
+  // Runs `on_stop` when a stop is requested on `token` (at once if it was).
+  // Call once, after prepare_cancel_on, from the thread that owns the call's
+  // creation reference. Only this thread and the destructor touch `stop`.
+  void cancel_on(const std::stop_token& token, canceller on_stop) {
+    if (!token.stop_possible()) return;
+    assert(cold_ != nullptr && "prepare_cancel_on was not called");
+    cold_->stop.emplace(token, on_stop);  // may run on_stop right here
+  }
+
+ protected:
+  // Cold state, allocated on first use under lock_ or before the call is
+  // shared (see prepare_cancel_on).
+  struct cold {
+    virtual ~cold() = default;
+    std::optional<error> failure;
+    std::optional<std::stop_callback<canceller>> stop;
+  };
+
+  call_base() = default;
+  virtual ~call_base() = default;
+
+  virtual void on_complete() noexcept = 0;
+  // The cold block subclasses use (they may extend it).
+  virtual std::unique_ptr<cold> make_cold() const { return std::make_unique<cold>(); }
+
+  cold& cold_state() {  // requires lock_, or the call not shared yet
+    if (!cold_) cold_ = make_cold();
+    return *cold_;
+  }
+  cold* cold_if_any() const noexcept { return cold_.get(); }
+
+  // The most-derived class calls this first in its destructor: destroying a
+  // stop callback waits for one running on another thread, which may still
+  // use the call's members.
+  void stop_cancelling() noexcept {
+    if (cold_) cold_->stop.reset();
+  }
+
+  // The error, once the call finished with one (after complete() was
+  // signalled); nullptr if it finished with its results.
+  const error* failure() const noexcept {
+    return cold_ && cold_->failure ? &*cold_->failure : nullptr;
+  }
+
+  bool is_finished() const noexcept {  // requires lock_
+    return finished_.load(std::memory_order_relaxed);
+  }
+  void finish_with(const error& e) {  // requires lock_
+    cold_state().failure.emplace(e);
+    finish();
+  }
+  void finish() noexcept { finished_.store(true, std::memory_order_release); }  // requires lock_
+
+  spin_lock lock_;  // guards the answer state here and in subclasses
+
+ private:
+  std::atomic<bool> finished_{false};  // written under lock_
+#ifndef NDEBUG
+  std::atomic<bool> completed_{false};
+#endif
+  std::atomic<std::uint32_t> refs_{1};
+  std::unique_ptr<cold> cold_;  // created under lock_
+  clock::time_point deadline_ = clock::time_point::max();
+};
+
+// Items per call are counted in 32 bits (a call's fields stay small); an
+// explicit batch must stay below this.
+inline constexpr std::size_t most_items_per_call = UINT32_MAX;
+
+template <class In, class Out>
+class call : public call_base {
+ public:
   // ---- intake side ---------------------------------------------------------
 
-  std::size_t size() const noexcept { return inputs_.size(); }
-  std::span<In> inputs() noexcept { return inputs_; }
+  std::size_t size() const noexcept { return size_; }
+  std::span<In> inputs() noexcept { return {inputs_, size_}; }
   clock::time_point enqueued_at() const noexcept { return enqueued_at_; }
 
   // Fields owned by the intake that queued the call; see server_core.
   call* next_in_queue = nullptr;  // guarded by the intake's queue mutex
-  std::size_t taken = 0;          // items placed in executions; guarded likewise
+  call* prev_in_queue = nullptr;  // guarded likewise
+  std::uint32_t taken = 0;        // items placed in executions; guarded likewise
   // Nonzero: slices must start and end at multiples of this many items (hook
   // streams keep each chunk in one execution). Set before submit.
-  std::size_t indivisible_chunk = 0;
+  std::uint32_t indivisible_chunk = 0;
 
   void mark_enqueued(clock::time_point now) noexcept { enqueued_at_ = now; }
 
@@ -75,17 +218,17 @@ class call {
   // Hands the outputs for items [offset, offset + outputs.size()) to the call,
   // which may move from them. Returns true if this finished the call; the
   // caller of deliver must then call complete(). Late slices of a call that
-  // already finished (failed, shut down) are discarded.
+  // already finished (failed, timed out, cancelled, shut down) are discarded.
   bool deliver(std::size_t offset, std::span<Out> outputs) {
     std::lock_guard guard(lock_);
-    if (finished_) return false;
+    if (is_finished()) return false;
     if (offset != delivered_) {
       pending_at(offset).outputs.emplace(std::make_move_iterator(outputs.begin()),
                                          std::make_move_iterator(outputs.end()));
       return false;
     }
     accept(outputs);
-    delivered_ += outputs.size();
+    delivered_ += static_cast<std::uint32_t>(outputs.size());
     return drain_pending();
   }
 
@@ -95,12 +238,12 @@ class call {
   // call; the caller must then call complete().
   bool fail_slice(std::size_t offset, const error& e) {
     std::lock_guard guard(lock_);
-    if (finished_) return false;
+    if (is_finished()) return false;
     if (orders_failures() && offset != delivered_) {
       pending_at(offset).failure.emplace(e);
       return false;
     }
-    finish_with(e);
+    fail_now(e);
     return true;
   }
 
@@ -108,7 +251,7 @@ class call {
   // the call's outputs. Never finishes the call.
   void deliver_hook(std::size_t offset, hook_slice&& hook) {
     std::lock_guard guard(lock_);
-    if (finished_) return;
+    if (is_finished()) return;
     if (offset == delivered_) {
       accept_hook(std::move(hook));
     } else {
@@ -116,35 +259,24 @@ class call {
     }
   }
 
-  // Finishes the call with `e` unless it already finished. Returns true if
-  // this finished it; the caller of fail must then call complete().
-  bool fail(const error& e) {
-    std::lock_guard guard(lock_);
-    if (finished_) return false;
-    finish_with(e);
-    return true;
-  }
-
-  // Wakes the caller / runs its callback. Called exactly once, by whoever got
-  // `true` from deliver(), fail_slice() or fail(), outside every lock, while
-  // it holds a reference.
-  void complete() noexcept {
-    assert(!completed_.exchange(true) && "a call was completed twice");
-    on_complete();
-  }
+  // True if the call finished with an error. Requires the call finished and
+  // the caller to be the one that finished it (or to have seen complete()).
+  bool failed() const noexcept { return failure() != nullptr; }
 
  protected:
   call() = default;
-  virtual ~call() = default;
 
   // Sets where the call's inputs live (storage owned by the subclass).
-  void set_inputs(std::span<In> inputs) noexcept { inputs_ = inputs; }
+  void set_inputs(std::span<In> inputs) noexcept {
+    assert(inputs.size() <= most_items_per_call);
+    inputs_ = inputs.data();
+    size_ = static_cast<std::uint32_t>(inputs.size());
+  }
 
   // Receive outputs and hook events strictly in call order, under the
   // call's lock. Only streaming calls care about hooks.
   virtual void accept(std::span<Out> outputs) = 0;
   virtual void accept_hook(hook_slice&&) {}
-  virtual void on_complete() noexcept = 0;
   // True for calls whose readers see events in order (streams): a slice's
   // failure then waits for the slices before it. Plain calls fail at once.
   virtual bool orders_failures() const noexcept { return false; }
@@ -154,10 +286,6 @@ class call {
   // lock: where a streaming call wakes its reader or runs its callbacks.
   virtual void after_delivery() noexcept {}
 
- protected:
-  // Readable once the call finished (after complete() was signalled).
-  const std::optional<error>& failure() const noexcept { return error_; }
-
  private:
   // What arrived for a slice before its predecessors were delivered.
   struct pending_slice {
@@ -166,54 +294,60 @@ class call {
     std::optional<std::vector<Out>> outputs;
     std::optional<error> failure;
   };
+  struct cold_with_pending : cold {
+    std::vector<pending_slice> pending;
+  };
 
-  pending_slice& pending_at(std::size_t offset) {
-    for (auto& p : pending_) {
-      if (p.offset == offset) return p;
-    }
-    return pending_.emplace_back(pending_slice{offset, {}, std::nullopt, std::nullopt});
+  std::unique_ptr<cold> make_cold() const override { return std::make_unique<cold_with_pending>(); }
+
+  std::vector<pending_slice>& pending() {  // requires lock_
+    return static_cast<cold_with_pending&>(cold_state()).pending;
+  }
+  bool has_pending() const noexcept {  // requires lock_
+    const cold* c = cold_if_any();
+    return c != nullptr && !static_cast<const cold_with_pending*>(c)->pending.empty();
   }
 
-  void finish_with(const error& e) {  // requires lock_
-    finished_ = true;
-    error_.emplace(e);
-    pending_.clear();
+  pending_slice& pending_at(std::size_t offset) {
+    for (auto& p : pending()) {
+      if (p.offset == offset) return p;
+    }
+    return pending().emplace_back(pending_slice{offset, {}, std::nullopt, std::nullopt});
+  }
+
+  void fail_now(const error& e) {  // requires lock_
+    finish_with(e);
+    pending().clear();
   }
 
   // Delivers what waited for the slices now at the front, in order. Returns
   // true if that finished the call (all delivered, or an ordered failure).
   bool drain_pending() {
-    while (delivered_ < size()) {
-      auto next = std::find_if(pending_.begin(), pending_.end(),
+    while (delivered_ < size_) {
+      if (!has_pending()) return false;
+      auto& waiting = pending();
+      auto next = std::find_if(waiting.begin(), waiting.end(),
                                [&](const pending_slice& p) { return p.offset == delivered_; });
-      if (next == pending_.end()) return false;
+      if (next == waiting.end()) return false;
       for (auto& hook : next->hooks) accept_hook(std::move(hook));
       next->hooks.clear();
       if (next->failure) {
-        finish_with(*next->failure);
+        fail_now(*next->failure);
         return true;
       }
       if (!next->outputs) return false;  // its execution is still running
       accept(std::span<Out>(*next->outputs));
-      delivered_ += next->outputs->size();
-      pending_.erase(next);
+      delivered_ += static_cast<std::uint32_t>(next->outputs->size());
+      waiting.erase(next);
     }
-    finished_ = true;
+    finish();
     return true;
   }
 
-  std::atomic<int> refs_{1};
-  std::span<In> inputs_;
+  In* inputs_ = nullptr;
+  std::uint32_t size_ = 0;
+  std::uint32_t delivered_ = 0;  // items accepted in order; guarded by lock_
   clock::time_point enqueued_at_{};
-
-  spin_lock lock_;
-  bool finished_ = false;      // guarded by lock_
-  std::size_t delivered_ = 0;  // items accepted in order; guarded by lock_
-  std::optional<error> error_;  // guarded by lock_ until finished
-  std::vector<pending_slice> pending_;  // guarded by lock_
-#ifndef NDEBUG
-  std::atomic<bool> completed_{false};
-#endif
 };
 
 // Where calls enter a batching engine. The in-process server implements it;

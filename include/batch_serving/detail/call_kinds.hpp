@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -92,50 +93,68 @@ class waiting_call : public stored_call<In, Out, Many> {
   completion_flag done_;
 };
 
-template <class In, class Out, class CallIn, class CallOut, bool Many>
+// Owner: the client that made the call; it maps answers (call_definition()) and
+// cancels (cancel(call)), and outlives the call through owner_. A stop_token
+// cancels through the same path (cancel_on).
+template <class In, class Out, class CallIn, class CallOut, bool Many, class Owner>
 class future_call final
     : public waiting_call<In, Out, Many>,
       public future_state<std::conditional_t<Many, std::vector<CallOut>, CallOut>> {
  public:
   using value_type = std::conditional_t<Many, std::vector<CallOut>, CallOut>;
-  using definition = serving_definition<In, Out, CallIn, CallOut>;
 
-  future_call(typename stored_call<In, Out, Many>::inputs_type inputs,
-              std::shared_ptr<const definition> def)
-      : waiting_call<In, Out, Many>(std::move(inputs)), def_(std::move(def)) {}
+  future_call(typename stored_call<In, Out, Many>::inputs_type inputs, std::shared_ptr<Owner> owner)
+      : waiting_call<In, Out, Many>(std::move(inputs)), owner_(std::move(owner)) {}
+  ~future_call() override { this->stop_cancelling(); }
 
   void wait() noexcept override { waiting_call<In, Out, Many>::wait(); }
   bool wait_until(clock::time_point deadline) noexcept override {
     return waiting_call<In, Out, Many>::wait_until(deadline);
   }
   bool ready() const noexcept override { return waiting_call<In, Out, Many>::ready(); }
-  result<value_type> take() override { return def_->finish(this->take_answer()); }
+  result<value_type> take() override {
+    return owner_->call_definition().finish(this->take_answer());
+  }
+  bool cancel() noexcept override { return owner_->cancel(*this); }
   void drop() noexcept override { this->release(); }
 
+  void cancel_on(const std::stop_token& token) {
+    call_base::cancel_on(token, {this, [](call_base* c) noexcept {
+                                   static_cast<future_call*>(c)->cancel();
+                                 }});
+  }
+
  private:
-  std::shared_ptr<const definition> def_;
+  std::shared_ptr<Owner> owner_;
 };
 
-template <class In, class Out, class CallIn, class CallOut, bool Many, class Callback>
+template <class In, class Out, class CallIn, class CallOut, bool Many, class Owner, class Callback>
 class callback_call final : public stored_call<In, Out, Many> {
  public:
   using value_type = std::conditional_t<Many, std::vector<CallOut>, CallOut>;
-  using definition = serving_definition<In, Out, CallIn, CallOut>;
 
   callback_call(typename stored_call<In, Out, Many>::inputs_type inputs,
-                std::shared_ptr<const definition> def, Callback callback)
+                std::shared_ptr<Owner> owner, Callback callback)
       : stored_call<In, Out, Many>(std::move(inputs)),
-        def_(std::move(def)),
+        owner_(std::move(owner)),
         callback_(std::move(callback)) {}
+  ~callback_call() override { this->stop_cancelling(); }
+
+  void cancel_on(const std::stop_token& token) {
+    call_base::cancel_on(token, {this, [](call_base* c) noexcept {
+                                   auto* self = static_cast<callback_call*>(c);
+                                   self->owner_->cancel(*self);
+                                 }});
+  }
 
  protected:
   void on_complete() noexcept override {
     // Its exception has no caller left to go to (documented on dispatch_async).
-    call_dropping_exceptions(callback_, def_->finish(this->take_answer()));
+    call_dropping_exceptions(callback_, owner_->call_definition().finish(this->take_answer()));
   }
 
  private:
-  std::shared_ptr<const definition> def_;
+  std::shared_ptr<Owner> owner_;
   Callback callback_;
 };
 

@@ -6,10 +6,12 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "batch_serving/call_options.hpp"
 #include "batch_serving/detail/call_kinds.hpp"
 #include "batch_serving/detail/endpoint.hpp"
 #include "batch_serving/detail/server_core.hpp"
@@ -22,8 +24,34 @@ inline error empty_batch_error(const char* operation) {
                std::string(operation) + " needs at least one item; got an empty batch");
 }
 
+// Why an explicit batch of `n` items cannot be a call, if it cannot.
+inline std::optional<error> bad_batch_size(std::size_t n, const char* operation) {
+  if (n == 0) return empty_batch_error(operation);
+  if (n > most_items_per_call) {
+    return error(errc::invalid_argument, std::string(operation) + " takes at most " +
+                                             std::to_string(most_items_per_call) +
+                                             " items per call; got " + std::to_string(n));
+  }
+  return std::nullopt;
+}
+
+// Sets the call's deadline from `options` (the server applies its default
+// when there is none). Returns why the options are invalid, if they are.
+inline std::optional<error> apply_deadline(call_base& c, const call_options& options) {
+  if (options.timeout) {
+    if (options.timeout->count() < 0) {
+      return error(errc::invalid_argument, "call_options.timeout must not be negative (got " +
+                                               std::to_string(options.timeout->count()) + " us)");
+    }
+    c.set_deadline(clock::now() + *options.timeout);
+  }
+  if (options.deadline && *options.deadline < c.deadline()) c.set_deadline(*options.deadline);
+  return std::nullopt;
+}
+
 template <class In, class Out, class CallIn, class CallOut>
-class client final : public endpoint<CallIn, CallOut> {
+class client final : public endpoint<CallIn, CallOut>,
+                     public std::enable_shared_from_this<client<In, Out, CallIn, CallOut>> {
  public:
   using definition = serving_definition<In, Out, CallIn, CallOut>;
   using core = server_core<In, Out>;
@@ -33,76 +61,98 @@ class client final : public endpoint<CallIn, CallOut> {
 
   core& engine() noexcept { return *core_; }
 
-  result<CallOut> dispatch(const CallIn& item) override {
+  result<CallOut> dispatch(const CallIn& item, const call_options& options) override {
     std::optional<In> input;
     if (auto bad = def_->to_batch(item, input)) return *bad;
-    return def_->finish(wait_for<false>(std::move(*input)));
+    return def_->finish(wait_for<false>(std::move(*input), options));
   }
 
-  result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items) override {
-    if (items.empty()) return empty_batch_error("dispatch_many");
+  result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items,
+                                             const call_options& options) override {
+    if (auto bad = bad_batch_size(items.size(), "dispatch_many")) return *bad;
     std::vector<In> inputs;
     if (auto bad = def_->to_batch(items, inputs)) return *bad;
-    return def_->finish(wait_for<true>(std::move(inputs)));
+    return def_->finish(wait_for<true>(std::move(inputs), options));
   }
 
-  future<CallOut> dispatch_async(CallIn item) override {
-    using kind = future_call<In, Out, CallIn, CallOut, false>;
+  future<CallOut> dispatch_async(CallIn item, const call_options& options) override {
+    using kind = future_call<In, Out, CallIn, CallOut, false, client>;
     std::optional<In> input;
     std::optional<error> bad = def_->to_batch(item, input);
-    return start_future<kind>(std::move(input), std::move(bad));
+    return start_future<kind>(std::move(input), std::move(bad), options);
   }
 
-  future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items) override {
-    using kind = future_call<In, Out, CallIn, CallOut, true>;
+  future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items,
+                                                   const call_options& options) override {
+    using kind = future_call<In, Out, CallIn, CallOut, true, client>;
     std::optional<std::vector<In>> inputs;
     std::optional<error> bad = batch_inputs(std::move(items), inputs);
-    return start_future<kind>(std::move(inputs), std::move(bad));
+    return start_future<kind>(std::move(inputs), std::move(bad), options);
   }
 
-  void dispatch_async(CallIn item, std::function<void(result<CallOut>)> done) override {
-    dispatch_with_callback(std::move(item), std::move(done));
+  void dispatch_async(CallIn item, const call_options& options,
+                      std::function<void(result<CallOut>)> done) override {
+    dispatch_with_callback(std::move(item), options, std::move(done));
   }
 
-  void dispatch_many_async(std::vector<CallIn> items,
+  void dispatch_many_async(std::vector<CallIn> items, const call_options& options,
                            std::function<void(result<std::vector<CallOut>>)> done) override {
-    dispatch_many_with_callback(std::move(items), std::move(done));
+    dispatch_many_with_callback(std::move(items), options, std::move(done));
   }
 
   template <class Callback>
-  void dispatch_with_callback(CallIn item, Callback&& done) {
-    using kind = callback_call<In, Out, CallIn, CallOut, false, std::decay_t<Callback>>;
+  void dispatch_with_callback(CallIn item, const call_options& options, Callback&& done) {
+    using kind = callback_call<In, Out, CallIn, CallOut, false, client, std::decay_t<Callback>>;
     std::optional<In> input;
     std::optional<error> bad = def_->to_batch(item, input);
-    start_callback<kind>(std::move(input), std::move(bad), std::forward<Callback>(done));
+    start_callback<kind>(std::move(input), std::move(bad), options, std::forward<Callback>(done));
   }
 
   template <class Callback>
-  void dispatch_many_with_callback(std::vector<CallIn> items, Callback&& done) {
-    using kind = callback_call<In, Out, CallIn, CallOut, true, std::decay_t<Callback>>;
+  void dispatch_many_with_callback(std::vector<CallIn> items, const call_options& options,
+                                   Callback&& done) {
+    using kind = callback_call<In, Out, CallIn, CallOut, true, client, std::decay_t<Callback>>;
     std::optional<std::vector<In>> inputs;
     std::optional<error> bad = batch_inputs(std::move(items), inputs);
-    start_callback<kind>(std::move(inputs), std::move(bad), std::forward<Callback>(done));
+    start_callback<kind>(std::move(inputs), std::move(bad), options, std::forward<Callback>(done));
   }
+
+  // For the asynchronous calls this client made (see call_kinds.hpp).
+  const definition& call_definition() const noexcept { return *def_; }
+  bool cancel(call<In, Out>& c) noexcept { return core_->cancel(c); }
 
  private:
   template <bool Many>
-  auto wait_for(typename stored_call<In, Out, Many>::inputs_type inputs)
+  auto wait_for(typename stored_call<In, Out, Many>::inputs_type inputs,
+                const call_options& options)
       -> result<typename stored_call<In, Out, Many>::answer_type> {
     auto* c = new waiting_call<In, Out, Many>(std::move(inputs));
     struct releaser {
       call<In, Out>* c;
       ~releaser() { c->release(); }
     } guard{c};
-    if (auto refused = core_->submit(*c)) return *refused;
-    c->wait();
+    if (auto refused = admit(*c, options)) return *refused;
+    if (options.stop_token.stop_possible()) {
+      // Destroyed before returning: waits for a cancellation in progress.
+      std::stop_callback cancel_on_stop(options.stop_token, [&]() noexcept { cancel(*c); });
+      c->wait();
+    } else {
+      c->wait();
+    }
     return c->take_answer();
+  }
+
+  // Applies the options and submits `c`. Returns why it was not queued.
+  std::optional<error> admit(call<In, Out>& c, const call_options& options) {
+    if (auto bad = apply_deadline(c, options)) return bad;
+    if (options.stop_token.stop_requested()) return core_->cancelled_before_start();
+    return core_->submit(c);
   }
 
   // Maps an explicit batch; moves it through untouched when no mapping is set.
   std::optional<error> batch_inputs(std::vector<CallIn>&& items,
                                     std::optional<std::vector<In>>& inputs) const {
-    if (items.empty()) return empty_batch_error("dispatch_many_async");
+    if (auto bad = bad_batch_size(items.size(), "dispatch_many_async")) return bad;
     if constexpr (std::is_same_v<In, CallIn>) {
       if (!def_->map_in) {
         inputs.emplace(std::move(items));
@@ -113,30 +163,38 @@ class client final : public endpoint<CallIn, CallOut> {
     return def_->to_batch(std::span<const CallIn>(items), *inputs);
   }
 
-  // Hands `c` to the engine; a refusal (shutting down) answers it at once, so
-  // the caller still gets exactly one answer.
-  void submit_or_refuse(call<In, Out>& c) {
-    if (auto refused = core_->submit(c); refused && c.fail(*refused)) c.complete();
+  // Hands `c` to the engine and arms its cancellation; a refusal answers it
+  // at once, so the caller still gets exactly one answer.
+  template <class Kind>
+  void submit_or_refuse(Kind& c, const call_options& options) {
+    c.prepare_cancel_on(options.stop_token);
+    if (auto refused = admit(c, options)) {
+      if (c.fail(*refused)) c.complete();
+      return;
+    }
+    c.cancel_on(options.stop_token);
   }
 
   template <class Kind, class Inputs>
-  auto start_future(std::optional<Inputs>&& inputs, std::optional<error>&& bad) {
+  auto start_future(std::optional<Inputs>&& inputs, std::optional<error>&& bad,
+                    const call_options& options) {
     using value_type = typename Kind::value_type;
     if (bad) return future<value_type>(new ready_future_state<value_type>(std::move(*bad)));
-    auto* c = new Kind(std::move(*inputs), def_);
-    submit_or_refuse(*c);
+    auto* c = new Kind(std::move(*inputs), this->shared_from_this());
+    submit_or_refuse(*c, options);
     return future<value_type>(c);  // the creation reference goes to the future
   }
 
   template <class Kind, class Inputs, class Callback>
-  void start_callback(std::optional<Inputs>&& inputs, std::optional<error>&& bad, Callback&& done) {
+  void start_callback(std::optional<Inputs>&& inputs, std::optional<error>&& bad,
+                      const call_options& options, Callback&& done) {
     using value_type = typename Kind::value_type;
     if (bad) {
       call_dropping_exceptions(done, result<value_type>(std::move(*bad)));
       return;
     }
-    auto* c = new Kind(std::move(*inputs), def_, std::forward<Callback>(done));
-    submit_or_refuse(*c);
+    auto* c = new Kind(std::move(*inputs), this->shared_from_this(), std::forward<Callback>(done));
+    submit_or_refuse(*c, options);
     c->release();  // the server's references keep it until it completes
   }
 

@@ -8,6 +8,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "batch_serving/call_options.hpp"
 #include "batch_serving/future.hpp"
 #include "batch_serving/result.hpp"
 
@@ -30,12 +31,15 @@ class endpoint : public endpoint_base {
     return type_name(typeid(CallIn)) + " -> " + type_name(typeid(CallOut));
   }
 
-  virtual result<CallOut> dispatch(const CallIn& item) = 0;
-  virtual result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items) = 0;
-  virtual future<CallOut> dispatch_async(CallIn item) = 0;
-  virtual future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items) = 0;
-  virtual void dispatch_async(CallIn item, std::function<void(result<CallOut>)> done) = 0;
-  virtual void dispatch_many_async(std::vector<CallIn> items,
+  virtual result<CallOut> dispatch(const CallIn& item, const call_options& options) = 0;
+  virtual result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items,
+                                                     const call_options& options) = 0;
+  virtual future<CallOut> dispatch_async(CallIn item, const call_options& options) = 0;
+  virtual future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items,
+                                                           const call_options& options) = 0;
+  virtual void dispatch_async(CallIn item, const call_options& options,
+                              std::function<void(result<CallOut>)> done) = 0;
+  virtual void dispatch_many_async(std::vector<CallIn> items, const call_options& options,
                                    std::function<void(result<std::vector<CallOut>>)> done) = 0;
 };
 

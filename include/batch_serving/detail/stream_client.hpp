@@ -41,14 +41,14 @@ class stream_client final : public endpoint_base {
   }
 
   event_stream<CallOut> dispatch_many(std::span<const CallIn> items, on_event callback = {}) {
-    if (items.empty()) return refuse(empty_batch_error("dispatch_many"), callback);
+    if (auto bad = bad_batch_size(items.size(), "dispatch_many")) return refuse(*bad, callback);
     std::vector<In> inputs;
     if (auto bad = def_->to_batch(items, inputs)) return refuse(*bad, callback);
     auto* c = new stream_call<In, Out, CallIn, CallOut, true>(std::move(inputs), def_,
                                                               std::move(callback));
     // With hooks, each batch_size chunk stays in one execution so that every
     // hook event belongs to exactly one of the caller's slices.
-    if (with_hooks_) c->indivisible_chunk = core_->options().batch_size;
+    if (with_hooks_) c->indivisible_chunk = static_cast<std::uint32_t>(core_->options().batch_size);
     return start(c);
   }
 

@@ -11,15 +11,13 @@
 
 namespace bs = batch_serving;
 using namespace std::chrono_literals;
+using bs::testing::block_executor;
 using bs::testing::callback_record;
 using bs::testing::controlled_function;
 using bs::testing::open_on_exit;
+using bs::testing::serving_of;
 
 namespace {
-
-bs::serving<int, int> serving_of(controlled_function& fn) {
-  return bs::serving<int, int>([&fn](std::span<const int> xs) { return fn(xs); });
-}
 
 // The executor runs one item at a time; at most `max_queue` items wait.
 bs::server_options bounded(std::size_t max_queue) {
@@ -32,8 +30,7 @@ TEST(BackpressureTest, ACallPastMaxQueueIsAnsweredOverloadedAtOnce) {
   controlled_function fn;
   bs::server srv(serving_of(fn), bounded(4));
   open_on_exit release{fn.released};
-  auto blocker = srv.dispatch_async(0);  // executing: does not count
-  fn.blocked.wait();
+  auto blocker = block_executor(srv, fn);  // executing: does not count
 
   std::vector<bs::future<int>> queued;
   for (int i = 1; i <= 4; ++i) queued.push_back(srv.dispatch_async(i));
@@ -61,8 +58,7 @@ TEST(BackpressureTest, AnExplicitBatchCountsAllItsItems) {
   controlled_function fn;
   bs::server srv(serving_of(fn), bounded(4));
   open_on_exit release{fn.released};
-  auto blocker = srv.dispatch_async(0);
-  fn.blocked.wait();
+  auto blocker = block_executor(srv, fn);
 
   auto three = srv.dispatch_many_async({1, 2, 3});
   auto two = srv.dispatch_many_async({4, 5});  // 3 + 2 > 4
@@ -85,8 +81,7 @@ TEST(BackpressureTest, CancelledAndExpiredCallsLeaveRoomAtOnce) {
   controlled_function fn;
   bs::server srv(serving_of(fn), bounded(2));
   open_on_exit release{fn.released};
-  auto blocker = srv.dispatch_async(0);
-  fn.blocked.wait();
+  auto blocker = block_executor(srv, fn);
   auto a = srv.dispatch_async(1);
   auto b = srv.dispatch_async(2, {.timeout = 10ms});
   EXPECT_TRUE(a.cancel());
@@ -117,8 +112,7 @@ TEST(BackpressureTest, WithoutMaxQueueTheQueueIsUnbounded) {
   controlled_function fn;
   bs::server srv(serving_of(fn), {.batch_size = 1, .batch_timeout = 0us, .partitions = 1});
   open_on_exit release{fn.released};
-  auto blocker = srv.dispatch_async(0);
-  fn.blocked.wait();
+  auto blocker = block_executor(srv, fn);
   std::vector<bs::future<int>> queued;
   for (int i = 1; i <= 1000; ++i) queued.push_back(srv.dispatch_async(i));
   fn.released.open();

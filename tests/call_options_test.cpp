@@ -16,28 +16,19 @@
 
 namespace bs = batch_serving;
 using namespace std::chrono_literals;
+using bs::testing::block_executor;
 using bs::testing::callback_record;
 using bs::testing::controlled_function;
 using bs::testing::open_on_exit;
+using bs::testing::serving_of;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-bs::serving<int, int> serving_of(controlled_function& fn) {
-  return bs::serving<int, int>([&fn](std::span<const int> xs) { return fn(xs); });
-}
 
 // One partition, one item per execution, no waiting for company: the
 // blocker (0) holds the only executor while other calls queue behind it.
 bs::server_options one_at_a_time() {
   return {.batch_size = 1, .batch_timeout = 0us, .partitions = 1};
-}
-
-// Starts a blocked execution and waits until it runs.
-bs::future<int> block_executor(bs::server<int, int>& srv, controlled_function& fn) {
-  auto f = srv.dispatch_async(0);
-  fn.blocked.wait();
-  return f;
 }
 
 // Starts the blocker with a deadline and waits until it runs. The deadline

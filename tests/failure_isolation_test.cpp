@@ -14,12 +14,9 @@
 namespace bs = batch_serving;
 using namespace std::chrono_literals;
 using bs::testing::controlled_function;
+using bs::testing::serving_of;
 
 namespace {
-
-bs::serving<int, int> serving_of(controlled_function& fn) {
-  return bs::serving<int, int>([&fn](std::span<const int> xs) { return fn(xs); });
-}
 
 // All `items` as single async calls that fill exactly one execution (the
 // batch waits for company far longer than the test runs).

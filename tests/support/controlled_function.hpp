@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "batch_serving/server.hpp"
 #include "callback_record.hpp"
 
 namespace batch_serving::testing {
@@ -57,6 +58,19 @@ class controlled_function {
   mutable std::mutex mu_;
   std::vector<std::vector<int>> executions_;
 };
+
+// A serving that runs `fn` (which must outlive it).
+inline serving<int, int> serving_of(controlled_function& fn) {
+  return serving<int, int>([&fn](std::span<const int> xs) { return fn(xs); });
+}
+
+// Occupies `srv`'s executor: dispatches the blocker (0) and waits until it
+// runs. It finishes once the test opens fn.released.
+inline future<int> block_executor(server<int, int>& srv, controlled_function& fn) {
+  auto f = srv.dispatch_async(0);
+  fn.blocked.wait();
+  return f;
+}
 
 // Opens a gate when it goes out of scope. Declare it after the server, so a
 // test that fails early does not leave the server's shutdown waiting on a

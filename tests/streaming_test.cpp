@@ -374,3 +374,36 @@ TEST(StreamingTest, AFailureOnOnePartitionWaitsForEarlierSlicesOnAnother) {
             (std::vector<seen>{
                 {"progress", {1, 2}}, {"batch", {1, 2}}, {"progress", {3, 4}}, {"error", {}}}));
 }
+
+// Streaming servers honour max_queue and default_timeout: a refused or timed
+// out stream ends with its one error event.
+TEST(StreamingTest, AStreamTimesOutAndIsRefusedWhenTheQueueIsFull) {
+  std::atomic<bool> started{false};
+  std::atomic<bool> release{false};
+  auto serving = bs::serving<int, int>([&](std::span<const int> xs) {
+                   started.store(true);
+                   while (!release.load()) std::this_thread::sleep_for(1ms);
+                   return std::vector<int>(xs.begin(), xs.end());
+                 }).streaming({});
+  bs::server srv(serving, {.batch_size = 1,
+                           .batch_timeout = 0us,
+                           .partitions = 1,
+                           .max_queue = 1,
+                           .default_timeout = 50ms});
+  auto running = srv.dispatch(1);  // blocks the executor past its deadline
+  while (!started.load()) std::this_thread::sleep_for(1ms);
+  auto queued = srv.dispatch(2);  // fills the queue
+  auto refused = srv.dispatch(3);
+  const auto refused_result = refused.collect();
+  ASSERT_FALSE(refused_result.ok());
+  EXPECT_EQ(refused_result.error().code(), bs::errc::overloaded);
+  const auto running_result = running.collect();  // answered at its deadline
+  ASSERT_FALSE(running_result.ok());
+  EXPECT_EQ(running_result.error().code(), bs::errc::timeout);
+  const auto queued_result = queued.collect();
+  ASSERT_FALSE(queued_result.ok());
+  EXPECT_EQ(queued_result.error().code(), bs::errc::timeout);
+  release.store(true);
+  EXPECT_EQ(srv.stats().calls_timed_out, 2u);
+  EXPECT_EQ(srv.stats().calls_overloaded, 1u);
+}

@@ -1,5 +1,7 @@
 #include "memory_usage.hpp"
 
+#include <batch_serving/call_memory.hpp>
+
 #include <cstdio>
 
 #if defined(__GLIBC__)
@@ -31,6 +33,7 @@ memory_usage read_memory_usage() {
 }
 
 void release_free_memory() {
+  batch_serving::release_call_memory();  // else queued calls reuse pooled blocks unseen
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif

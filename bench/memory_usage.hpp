@@ -15,9 +15,10 @@ struct memory_usage {
 
 memory_usage read_memory_usage();
 
-// Returns the heap's free memory to the system (glibc malloc_trim), so that
-// resident-set growth afterwards reflects new allocations instead of reused
-// pages. A no-op elsewhere.
+// Returns batch_serving's pooled call blocks to the heap and the heap's free
+// memory to the system (glibc malloc_trim), so that heap and resident-set
+// growth afterwards reflect new allocations instead of reused blocks and
+// pages. malloc_trim is a no-op elsewhere.
 void release_free_memory();
 
 }  // namespace bench

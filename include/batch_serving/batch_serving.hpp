@@ -1,6 +1,7 @@
 // Umbrella header: the whole public API.
 #pragma once
 
+#include "batch_serving/call_memory.hpp"
 #include "batch_serving/call_options.hpp"
 #include "batch_serving/error.hpp"
 #include "batch_serving/event.hpp"

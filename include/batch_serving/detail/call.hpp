@@ -35,12 +35,14 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <span>
 #include <stop_token>
 #include <utility>
 #include <vector>
 
+#include "batch_serving/detail/call_pool.hpp"
 #include "batch_serving/detail/hook_payload.hpp"
 #include "batch_serving/detail/spin_lock.hpp"
 #include "batch_serving/error.hpp"
@@ -60,6 +62,21 @@ class call_base {
  public:
   call_base(const call_base&) = delete;
   call_base& operator=(const call_base&) = delete;
+
+  // Every kind of call lives in a pooled block (call_pool.hpp): no heap
+  // allocation per call once a server is warm. `delete` through the virtual
+  // destructor passes the most-derived size back.
+  static void* operator new(std::size_t size) { return allocate_call_block(size); }
+  static void operator delete(void* block, std::size_t size) noexcept {
+    free_call_block(block, size);
+  }
+  // Over-aligned element types: the plain allocator, which honours alignment.
+  static void* operator new(std::size_t size, std::align_val_t alignment) {
+    return ::operator new(size, alignment);
+  }
+  static void operator delete(void* block, std::size_t size, std::align_val_t alignment) noexcept {
+    ::operator delete(block, size, alignment);
+  }
 
   // ---- references ----------------------------------------------------------
 

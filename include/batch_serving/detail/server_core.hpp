@@ -49,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch_serving/detail/adaptive_lock.hpp"
 #include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/call.hpp"
 #include "batch_serving/detail/cpu_relax.hpp"
@@ -151,7 +152,7 @@ class server_core final : public intake<In, Out>,
     bool wake = false;
     std::optional<std::size_t> overloaded_at;  // items queued when the call was refused
     {
-      std::lock_guard lock(mu_);
+      const auto lock = lock_adaptively(mu_);
       if (state_ != lifecycle::running) {
         ++calls_rejected_;
         return refusal();
@@ -305,6 +306,9 @@ class server_core final : public intake<In, Out>,
     std::vector<call<In, Out>*> skipped;
     std::vector<call<In, Out>*> expired;
     bool exited = false;  // guarded by mu_
+    // arrivals_ when this partition last took a batch; written under mu_ by
+    // its own thread, which alone reads it.
+    std::uint64_t arrivals_at_take = 0;
   };
 
   std::string display_name() const {
@@ -415,7 +419,7 @@ class server_core final : public intake<In, Out>,
     while (true) {
       next_step step;
       {
-        std::unique_lock lock(mu_);
+        auto lock = lock_adaptively(mu_);
         step = wait_for_work(lock, part);
         if (step == next_step::run_batch) take_batch(part);
       }
@@ -424,7 +428,7 @@ class server_core final : public intake<In, Out>,
       if (part.in_flight.empty()) continue;  // settling only, or all it reached had finished
       execute(part, handler, where, inputs, outputs);
       {
-        std::lock_guard lock(mu_);
+        const auto lock = lock_adaptively(mu_);
         retired.swap(part.in_flight);
       }
       for (const auto& s : retired) s.target->release();
@@ -437,6 +441,7 @@ class server_core final : public intake<In, Out>,
   // Sleeps until there is a batch to run, or calls it skipped to settle.
   next_step wait_for_work(std::unique_lock<std::mutex>& lock, partition& part) {
     bool spun = false;
+    bool lingered = false;
     while (true) {
       if (state_ == lifecycle::stopped) return next_step::exit;
       skip_finished_at_head(part, clock::now());
@@ -452,6 +457,11 @@ class server_core final : public intake<In, Out>,
         spun = true;
         spin_for_arrival(lock);
         continue;  // re-check everything under the lock: a stop may have come meanwhile
+      }
+      if (queued_items_ > 0 && !lingered && spins_for_work_ && in_a_stream_of_calls(part)) {
+        lingered = true;
+        linger_for_company(lock, part);
+        continue;
       }
       ++sleeping_;
       if (queued_items_ > 0) {
@@ -489,6 +499,34 @@ class server_core final : public intake<In, Out>,
     work_within_spin_.learn(arrived);
   }
 
+  // Eager mode takes whatever is queued, which suits a lone caller but turns
+  // a stream of calls (one thread submitting futures as fast as it can) into
+  // executions of one or two items, each fighting the submitter for the
+  // queue. So when more than one call arrived since this partition last took
+  // a batch, it first lets the stream fill the batch: it waits while calls
+  // keep arriving less than about a microsecond apart, up to a full batch or
+  // a few microseconds in all. A lone blocking caller never triggers this
+  // (its next call cannot come before its answer). Requires mu_ (held again
+  // on return).
+  bool in_a_stream_of_calls(const partition& part) const noexcept {  // requires mu_
+    return arrivals_.load(std::memory_order_relaxed) - part.arrivals_at_take > 1;
+  }
+  void linger_for_company(std::unique_lock<std::mutex>& lock, const partition& part) {
+    constexpr int quiet_limit = 32;   // pauses without an arrival: about 1 µs
+    constexpr int total_limit = 256;  // about 8 µs
+    std::uint64_t last = arrivals_.load(std::memory_order_relaxed);
+    lock.unlock();
+    for (int quiet = 0, total = 0; quiet < quiet_limit && total < total_limit &&
+                                   last - part.arrivals_at_take < options_.batch_size;
+         ++total) {
+      cpu_relax();
+      const std::uint64_t now_seen = arrivals_.load(std::memory_order_relaxed);
+      quiet = now_seen == last ? quiet + 1 : 0;
+      last = now_seen;
+    }
+    lock.lock();
+  }
+
   // Takes calls that need no execution off the head of the queue: finished
   // ones (cancelled, timed out) and ones whose deadline passed, which are
   // answered timeout (after unlocking, by settle_skipped). Requires mu_.
@@ -522,6 +560,7 @@ class server_core final : public intake<In, Out>,
   // partition's in-flight slices. Requires mu_.
   void take_batch(partition& part) {
     const auto now = clock::now();
+    part.arrivals_at_take = arrivals_.load(std::memory_order_relaxed);
     std::size_t room = options_.batch_size;
     while (room > 0) {
       skip_finished_at_head(part, now);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/controlled_function.hpp"
 #include "support/recording_function.hpp"
 
 namespace bs = batch_serving;
@@ -87,6 +88,34 @@ TEST(ServerTest, NeverWaitsWhenEveryBatchFills) {
 
   EXPECT_LT(clock_type::now() - t0, 30s);  // a wait would take the full minute
   EXPECT_EQ(sizes_of(rec.executions()), (std::vector<std::size_t>{2, 2, 2}));
+}
+
+// Items that were queued behind a full batch wait for company from when that
+// batch left, not from their own arrival: the executor was busy, so their
+// own timeout passed long ago, yet they still get a chance to fill a batch.
+TEST(ServerTest, ItemsLeftBehindAFullBatchWaitATimeoutOfTheirOwn) {
+  bs::testing::controlled_function fn;
+  constexpr auto timeout = 200ms;
+  bs::server srv(bs::testing::serving_of(fn), {.batch_size = 2, .batch_timeout = timeout});
+  const bs::testing::open_on_exit release{fn.released};
+  auto blocker = bs::testing::block_executor(srv, fn);
+  auto a = srv.dispatch_async(1);
+  auto b = srv.dispatch_async(2);
+  auto c = srv.dispatch_async(3);
+  std::this_thread::sleep_for(2 * timeout);  // each one's own timeout has passed
+
+  const auto released_at = clock_type::now();
+  fn.released.open();
+  EXPECT_EQ(a.get().value(), 1);
+  EXPECT_EQ(b.get().value(), 4);
+  const auto pair_done = clock_type::now() - released_at;
+  EXPECT_EQ(c.get().value(), 9);
+  const auto last_done = clock_type::now() - released_at;
+
+  EXPECT_EQ(fn.executions(), (std::vector<std::vector<int>>{{0}, {1, 2}, {3}}));
+  EXPECT_LT(pair_done, timeout / 2) << "the full batch runs at once";
+  EXPECT_GE(last_done, timeout - 20ms) << "the item behind it waits a timeout from then";
+  EXPECT_EQ(blocker.get().value(), 0);
 }
 
 TEST(ServerTest, ZeroTimeoutRunsWhateverIsQueuedAtOnce) {

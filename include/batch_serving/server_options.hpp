@@ -21,10 +21,11 @@ struct server_options {
   // The most items one execution holds. Default: the serving's batch_size(n),
   // or 1 when the serving sets none (as in the seed).
   std::optional<std::size_t> batch_size{};
-  // How long the oldest queued item waits for company before its batch runs
-  // anyway. Zero (eager) runs whatever is queued as soon as a partition is
-  // free; only while calls stream in less than about a microsecond apart
-  // does it let them fill the batch first, for a few microseconds at most.
+  // How long a batch waits for company before it runs anyway, counted from
+  // its first item's arrival (or, for items left waiting behind a full
+  // batch, from when that batch left). Zero (eager) runs whatever is queued as soon as a partition
+  // is free; only while calls stream in less than about a microsecond apart does it let them fill
+  // the batch first, for a few microseconds at most.
   std::chrono::microseconds batch_timeout = std::chrono::milliseconds(100);
   // Executions that may run in parallel, each with its own partition state.
   std::size_t partitions = 1;

@@ -218,7 +218,11 @@ class call : public call_base {
 
   std::size_t size() const noexcept { return size_; }
   std::span<In> inputs() noexcept { return {inputs_, size_}; }
-  clock::time_point enqueued_at() const noexcept { return enqueued_at_; }
+  // When the batch this call heads began waiting for company. Kept only
+  // while the call is at the head of its queue (see server_core); stale or
+  // unset anywhere else.
+  clock::time_point window_opened_at() const noexcept { return window_opened_at_; }
+  void open_window(clock::time_point at) noexcept { window_opened_at_ = at; }
 
   // Fields owned by the intake that queued the call; see server_core.
   call* next_in_queue = nullptr;  // guarded by the intake's queue mutex
@@ -227,8 +231,6 @@ class call : public call_base {
   // Nonzero: slices must start and end at multiples of this many items (hook
   // streams keep each chunk in one execution). Set before submit.
   std::uint32_t indivisible_chunk = 0;
-
-  void mark_enqueued(clock::time_point now) noexcept { enqueued_at_ = now; }
 
   // ---- completion side -----------------------------------------------------
 
@@ -364,7 +366,7 @@ class call : public call_base {
   In* inputs_ = nullptr;
   std::uint32_t size_ = 0;
   std::uint32_t delivered_ = 0;  // items accepted in order; guarded by lock_
-  clock::time_point enqueued_at_{};
+  clock::time_point window_opened_at_{};
 };
 
 // Where calls enter a batching engine. The in-process server implements it;

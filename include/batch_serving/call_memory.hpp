@@ -17,7 +17,7 @@ struct call_memory_stats {
 };
 
 // Free blocks in the shared depot and in the calling thread's cache (other
-// threads' caches hold at most a few hundred blocks per size each).
+// threads' caches hold at most 64 blocks per size each).
 call_memory_stats pooled_call_memory() noexcept;
 
 // Returns the free blocks of the shared depot and of the calling thread's

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <iterator>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -47,6 +50,30 @@ bs::errc code_of(const bs::result<int>& r) { return r.error().code(); }
 }  // namespace
 
 // ---- deadlines --------------------------------------------------------------
+
+#if defined(__linux__)
+std::size_t threads_in_this_process() {
+  const std::filesystem::directory_iterator tasks("/proc/self/task");
+  return static_cast<std::size_t>(std::distance(begin(tasks), end(tasks)));
+}
+
+// A server runs its deadline timer's thread only once a call has a deadline.
+TEST(CallOptionsTest, TheDeadlineTimerThreadStartsWithTheFirstCallThatHasADeadline) {
+  controlled_function fn;
+  std::thread([] {}).join();  // a sanitizer starts its own helper thread with the first one
+  const std::size_t before = threads_in_this_process();
+  bs::server srv(serving_of(fn), {.batch_size = 1, .batch_timeout = 0ms, .partitions = 2});
+  EXPECT_EQ(threads_in_this_process(), before + 2) << "the two partitions, no timer";
+  EXPECT_EQ(srv.dispatch(3).value(), 9);
+  EXPECT_EQ(threads_in_this_process(), before + 2);
+  EXPECT_EQ(srv.dispatch(4, {.timeout = 60s}).value(), 16);
+  EXPECT_EQ(threads_in_this_process(), before + 3) << "the timer started";
+  EXPECT_EQ(srv.dispatch(5, {.timeout = 60s}).value(), 25);
+  EXPECT_EQ(threads_in_this_process(), before + 3) << "once";
+  srv.stop();
+  EXPECT_EQ(threads_in_this_process(), before) << "stop() joins every thread";
+}
+#endif
 
 TEST(CallOptionsTest, ACallWhoseDeadlinePassesWhileQueuedIsAnsweredTimeoutAndNeverRuns) {
   controlled_function fn;

@@ -19,8 +19,9 @@
 // queued or the batch window's batch_timeout expires, whichever first. A
 // window opens when an item arrives at an empty queue, or when a full batch
 // leaves items waiting behind it; only the head of the queue keeps it.
-// Calls with a deadline are also watched by one deadline_timer thread, which
-// answers them timeout at their deadline wherever they are.
+// Calls with a deadline are also watched by one deadline_timer thread (started
+// by the first such call), which answers them timeout at their deadline
+// wherever they are.
 //
 // Calls that finish early (timed out, cancelled) leave the queue at once
 // (it is doubly linked); their items never run. A partition that reaches a
@@ -122,16 +123,7 @@ class server_core final : public intake<In, Out>,
       abort_start(partitions_.size());
       std::rethrow_exception(failure);
     }
-    lock.unlock();
-    try {
-      timer_thread_ = std::thread([self = this->shared_from_this()] { self->timer_.run(); });
-    } catch (...) {
-      abort_start(partitions_.size());
-      throw;
-    }
-    lock.lock();
     for (const auto& part : partitions_) own_threads_.push_back(part.thread.get_id());
-    own_threads_.push_back(timer_thread_.get_id());
     state_ = lifecycle::running;
   }
 
@@ -166,6 +158,12 @@ class server_core final : public intake<In, Out>,
       if (queued_items_ + c.size() > options_.max_queue) {
         ++calls_overloaded_;
         overloaded_at = queued_items_;
+      } else if (c.has_deadline() && !timer_thread_.joinable()) {
+        if (auto failed = start_timer()) {
+          ++calls_overloaded_;
+          return failed;
+        }
+        wake = enqueue(c, now);
       } else {
         wake = enqueue(c, now);
       }
@@ -319,6 +317,21 @@ class server_core final : public intake<In, Out>,
 
   std::string display_name() const {
     return options_.name.empty() ? std::string("(unnamed)") : "'" + options_.name + "'";
+  }
+
+  // Starts the deadline timer's thread, on the first call with a deadline:
+  // a server whose calls never have one runs no timer thread. Returns why it
+  // could not start, if it could not. Requires mu_ and a running server
+  // (stop() reads timer_thread_ after leaving that state).
+  std::optional<error> start_timer() {
+    try {
+      timer_thread_ = std::thread([self = this->shared_from_this()] { self->timer_.run(); });
+    } catch (const std::exception& e) {
+      return error(errc::overloaded, "server " + display_name() +
+                                         " could not start its deadline timer thread: " + e.what());
+    }
+    own_threads_.push_back(timer_thread_.get_id());
+    return std::nullopt;
   }
 
   // Appends `c` to the queue with the queue's reference; into an empty queue
@@ -787,7 +800,8 @@ class server_core final : public intake<In, Out>,
 
   // Declared last: its thread may use the members above until stop() joins it.
   deadline_timer timer_;
-  std::thread timer_thread_;
+  std::thread
+      timer_thread_;  // started by the first call with a deadline; guarded by mu_ until stop()
 };
 
 }  // namespace batch_serving::detail

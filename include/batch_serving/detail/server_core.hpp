@@ -158,12 +158,9 @@ class server_core final : public intake<In, Out>,
       if (queued_items_ + c.size() > options_.max_queue) {
         ++calls_overloaded_;
         overloaded_at = queued_items_;
-      } else if (c.has_deadline() && !timer_thread_.joinable()) {
-        if (auto failed = start_timer()) {
-          ++calls_overloaded_;
-          return failed;
-        }
-        wake = enqueue(c, now);
+      } else if (auto no_timer = timer_for(c)) {
+        ++calls_overloaded_;
+        return no_timer;
       } else {
         wake = enqueue(c, now);
       }
@@ -319,11 +316,12 @@ class server_core final : public intake<In, Out>,
     return options_.name.empty() ? std::string("(unnamed)") : "'" + options_.name + "'";
   }
 
-  // Starts the deadline timer's thread, on the first call with a deadline:
+  // Starts the deadline timer's thread for the first call with a deadline:
   // a server whose calls never have one runs no timer thread. Returns why it
   // could not start, if it could not. Requires mu_ and a running server
   // (stop() reads timer_thread_ after leaving that state).
-  std::optional<error> start_timer() {
+  std::optional<error> timer_for(const call<In, Out>& c) {
+    if (!c.has_deadline() || timer_thread_.joinable()) return std::nullopt;
     try {
       timer_thread_ = std::thread([self = this->shared_from_this()] { self->timer_.run(); });
     } catch (const std::exception& e) {
@@ -800,8 +798,8 @@ class server_core final : public intake<In, Out>,
 
   // Declared last: its thread may use the members above until stop() joins it.
   deadline_timer timer_;
-  std::thread
-      timer_thread_;  // started by the first call with a deadline; guarded by mu_ until stop()
+  // Started by the first call with a deadline; guarded by mu_ until stop().
+  std::thread timer_thread_;
 };
 
 }  // namespace batch_serving::detail

@@ -56,16 +56,23 @@ std::size_t future_rounds(bs::server<int, int>& srv, int rounds, int per_round, 
   return allocations_by_this_thread() - before;
 }
 
+// Runs `measure` (it returns the allocations one run made) until a run makes
+// none, at most `attempts` times; returns the last run's allocations. The
+// executor thread keeps some blocks in its own cache, so the pool needs a few
+// runs after a warm-up to settle.
+template <class Measure>
+std::size_t allocations_once_settled(int attempts, Measure measure) {
+  std::size_t last = 1;
+  for (int attempt = 0; attempt < attempts && last != 0; ++attempt) last = measure();
+  return last;
+}
+
 TEST(CallPool, AWarmServerAllocatesNothingPerFutureCall) {
   bs::server srv(squares(), small_batches());
   int wrong = 0;
   future_rounds(srv, 50, 100, wrong);  // warm-up: the pool grows to what is in flight
-  // The executor thread keeps some blocks in its own cache; allow the pool a
-  // few more rounds to settle, then require rounds without any allocation.
-  std::size_t steady = 1;
-  for (int attempt = 0; attempt < 200 && steady != 0; ++attempt) {
-    steady = future_rounds(srv, 20, 100, wrong);
-  }
+  const std::size_t steady =
+      allocations_once_settled(200, [&] { return future_rounds(srv, 20, 100, wrong); });
   EXPECT_EQ(steady, 0u) << "a warm server still allocated in the caller's thread";
   EXPECT_EQ(wrong, 0);
 }
@@ -82,9 +89,7 @@ TEST(CallPool, AWarmServerAllocatesNothingPerBlockingCall) {
     return allocations_by_this_thread() - before;
   };
   blocking_calls(1000);
-  std::size_t steady = 1;
-  for (int attempt = 0; attempt < 200 && steady != 0; ++attempt) steady = blocking_calls(1000);
-  EXPECT_EQ(steady, 0u);
+  EXPECT_EQ(allocations_once_settled(200, [&] { return blocking_calls(1000); }), 0u);
   EXPECT_EQ(wrong, 0);
 }
 
@@ -108,11 +113,11 @@ TEST(CallPool, BlocksFreedByTheExecutorComeBackToTheSubmitter) {
     return allocations_by_this_thread() - before;
   };
   for (int i = 0; i < 50; ++i) window(100);
-  std::size_t steady = 1;
-  for (int attempt = 0; attempt < 500 && steady != 0; ++attempt) {
-    steady = 0;
-    for (int i = 0; i < 20; ++i) steady += window(100);
-  }
+  const std::size_t steady = allocations_once_settled(500, [&] {
+    std::size_t made = 0;
+    for (int i = 0; i < 20; ++i) made += window(100);
+    return made;
+  });
   EXPECT_EQ(steady, 0u);
   EXPECT_EQ(wrong.load(), 0);
 }

@@ -1154,6 +1154,18 @@ bool returns_within(std::chrono::milliseconds limit, F f) {
   while (!done->load() && clock_type::now() < until) std::this_thread::sleep_for(1ms);
   return done->load();
 }
+
+// Stops `srv` from a thread of its own and deletes it; a stop() that has not
+// returned within 5 s is a deadlock, reported as a failure (the server is
+// then leaked: its threads may still use it).
+template <class Server>
+void stop_and_delete_or_report_deadlock(Server* srv) {
+  if (returns_within(5s, [srv] { srv->stop(); })) {
+    delete srv;
+  } else {
+    ADD_FAILURE() << "deadlock: stop() has not returned after 5 s (the server is leaked)";
+  }
+}
 }  // namespace
 
 // B's deadline passes while it waits alone in the queue; the idle partition
@@ -1252,11 +1264,7 @@ TEST(StressFindings, StopInATimerCallbackDuringStopReturns) {
     srv->stop();
   });
   std::this_thread::sleep_for(80ms);
-  if (returns_within(5s, [srv] { srv->stop(); })) {
-    delete srv;
-  } else {
-    ADD_FAILURE() << "deadlock: stop() has not returned after 5 s (the server is leaked)";
-  }
+  stop_and_delete_or_report_deadlock(srv);
 }
 
 // The same in stop()'s own thread: stop() answers a leftover call
@@ -1271,11 +1279,7 @@ TEST(StressFindings, StopInACallbackRunByStopReturns) {
   srv->dispatch_async(1, [](bs::result<item_t>) {});  // executes for 200 ms
   srv->dispatch_async(2, [srv](bs::result<item_t>) { srv->stop(); });  // left over by stop()
   std::this_thread::sleep_for(20ms);
-  if (returns_within(5s, [srv] { srv->stop(); })) {
-    delete srv;
-  } else {
-    ADD_FAILURE() << "deadlock: stop() has not returned after 5 s (the server is leaked)";
-  }
+  stop_and_delete_or_report_deadlock(srv);
 }
 
 // stop() takes the queued calls off the queue, then answers them one by one
@@ -1307,11 +1311,7 @@ TEST(StressFindings, StopFromACancellationCallbackDuringStopReturns) {
     cancel->request_stop();
   }).detach();
   std::this_thread::sleep_for(20ms);
-  if (returns_within(5s, [srv] { srv->stop(); })) {
-    delete srv;
-  } else {
-    ADD_FAILURE() << "deadlock: stop() has not returned after 5 s (the server is leaked)";
-  }
+  stop_and_delete_or_report_deadlock(srv);
 }
 
 namespace {

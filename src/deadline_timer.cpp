@@ -29,7 +29,7 @@ deadline_timer::~deadline_timer() { request_stop(); }
 void deadline_timer::watch(call_base& c) {
   bool wake = false;
   {
-    std::lock_guard lock(mu_);
+    lock_guard lock(mu_);
     // Stopped: the server answered every call it had; nothing to watch.
     if (stopping_) return;
     c.add_ref();
@@ -43,7 +43,7 @@ void deadline_timer::watch(call_base& c) {
 void deadline_timer::run() {
   std::vector<call_base*> due;
   std::vector<call_base*> released;
-  std::unique_lock lock(mu_);
+  unique_lock lock(mu_);
   while (!stopping_) {
     if (heap_.size() >= prune_at_) prune(released);
     const auto now = clock::now();
@@ -54,11 +54,11 @@ void deadline_timer::run() {
     }
     if (due.empty() && released.empty()) {
       if (heap_.empty()) {
-        wake_.wait(lock);
+        wake_.wait(lock.native());
       } else {
         // A copy: the heap may grow (and move) while this waits.
         const clock::time_point earliest = heap_.front().deadline;
-        wake_.wait_until(lock, earliest);
+        wake_.wait_until(lock.native(), earliest);
       }
       continue;
     }
@@ -74,7 +74,7 @@ void deadline_timer::run() {
 void deadline_timer::request_stop() noexcept {
   std::vector<entry> watched;
   {
-    std::lock_guard lock(mu_);
+    lock_guard lock(mu_);
     stopping_ = true;
     watched.swap(heap_);
   }

@@ -5,15 +5,19 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string_view>
+
+#include "batch_serving/detail/mutex.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
+#include "batch_serving/detail/type_name.hpp"
 
 namespace batch_serving::detail {
 namespace {
 
 struct registry {
-  std::mutex mu;
-  std::map<std::string, std::weak_ptr<endpoint_base>, std::less<>> servers;  // guarded by mu
+  mutex mu;
+  std::map<std::string, std::weak_ptr<endpoint_base>, std::less<>> servers
+      BATCH_SERVING_GUARDED_BY(mu);
 };
 
 registry& the_registry() {
@@ -25,7 +29,7 @@ registry& the_registry() {
 
 bool register_endpoint(const std::string& name, std::weak_ptr<endpoint_base> server) {
   auto& r = the_registry();
-  std::lock_guard lock(r.mu);
+  lock_guard lock(r.mu);
   auto [it, inserted] = r.servers.try_emplace(name, server);
   if (inserted) return true;
   if (!it->second.expired()) return false;
@@ -35,7 +39,7 @@ bool register_endpoint(const std::string& name, std::weak_ptr<endpoint_base> ser
 
 void unregister_endpoint(const std::string& name, const endpoint_base* server) noexcept {
   auto& r = the_registry();
-  std::lock_guard lock(r.mu);
+  lock_guard lock(r.mu);
   auto it = r.servers.find(name);
   if (it == r.servers.end()) return;
   auto holder = it->second.lock();
@@ -44,7 +48,7 @@ void unregister_endpoint(const std::string& name, const endpoint_base* server) n
 
 std::shared_ptr<endpoint_base> find_endpoint(std::string_view name) {
   auto& r = the_registry();
-  std::lock_guard lock(r.mu);
+  lock_guard lock(r.mu);
   auto it = r.servers.find(name);
   return it == r.servers.end() ? nullptr : it->second.lock();
 }

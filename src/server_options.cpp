@@ -1,6 +1,7 @@
 #include <string>
 
-#include "batch_serving/server.hpp"
+#include "batch_serving/detail/core_options.hpp"
+#include "batch_serving/error.hpp"
 
 namespace batch_serving::detail {
 namespace {

@@ -1,6 +1,9 @@
-#include "batch_serving/streaming.hpp"
+#include "batch_serving/detail/inline_hooks.hpp"
 
 #include <algorithm>
+
+#include "batch_serving/detail/hook_payload.hpp"
+#include "batch_serving/error.hpp"
 
 namespace batch_serving::detail {
 

@@ -9,6 +9,7 @@
 
 #include "batch_serving/server.hpp"
 #include "batch_serving/streaming.hpp"
+#include "batch_serving/streaming_server.hpp"
 #include "support/controlled_function.hpp"
 
 namespace bs = batch_serving;

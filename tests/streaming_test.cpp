@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "batch_serving/server.hpp"
+#include "batch_serving/streaming_server.hpp"
 
 namespace bs = batch_serving;
 using namespace std::chrono_literals;

@@ -15,4 +15,5 @@
 #include "batch_serving/server_stats.hpp"
 #include "batch_serving/serving.hpp"
 #include "batch_serving/streaming.hpp"
+#include "batch_serving/streaming_options.hpp"
 #include "batch_serving/streaming_server.hpp"

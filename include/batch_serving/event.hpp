@@ -20,13 +20,10 @@
 #include <vector>
 
 #include "batch_serving/detail/hook_payload.hpp"
+#include "batch_serving/detail/type_name.hpp"
 #include "batch_serving/error.hpp"
 
 namespace batch_serving {
-
-namespace detail {
-std::string type_name(const std::type_info& type);
-}  // namespace detail
 
 enum class event_kind {
   batch,  // dispatch_many: the caller's outputs from one execution, in order

@@ -1,5 +1,6 @@
 // event_stream<T>: the events of one streaming call, read in order by
-// blocking iteration. Move-only; one thread reads it at a time.
+// blocking iteration. Move-only. Not thread-safe: one thread reads it at a
+// time (it may be moved to another thread).
 //
 //   batch_serving::event_stream<int> events = srv.dispatch_many({1, 2, 3, 4});
 //   for (auto& ev : events) {           // blocks until each event arrives
@@ -15,25 +16,11 @@
 #include <utility>
 #include <vector>
 
+#include "batch_serving/detail/stream_state.hpp"
 #include "batch_serving/event.hpp"
 #include "batch_serving/result.hpp"
 
 namespace batch_serving {
-
-namespace detail {
-// What an event_stream reads from; implemented by the streaming call kinds.
-template <class T>
-class stream_state {
- public:
-  // Blocks for the next event; nullopt after the end (or after an error event).
-  virtual std::optional<event<T>> next() = 0;
-  // The reader is gone: drop what is left, give up the reader's reference.
-  virtual void abandon() noexcept = 0;
-
- protected:
-  ~stream_state() = default;
-};
-}  // namespace detail
 
 template <class T>
 class [[nodiscard]] event_stream {
@@ -51,12 +38,14 @@ class [[nodiscard]] event_stream {
   event_stream& operator=(const event_stream&) = delete;
   ~event_stream() { reset(); }
 
-  // Blocks until the next event; nullopt once the stream ended. An error
-  // event is the last one.
+  // Blocks until the next event; nullopt once the stream ended (or for a
+  // moved-from stream). An error event is the last one. Runs the serving's
+  // map_results for the event in this thread.
   std::optional<event<T>> next() { return state_ != nullptr ? state_->next() : std::nullopt; }
 
-  // Reads the stream to its end and returns every result in order (batch
-  // and item events), or the error that ended it. Hook events are skipped.
+  // Blocks reading the stream to its end and returns every result in order
+  // (batch and item events), or the error that ended it. Hook events are
+  // skipped. Allocates the result vector.
   result<std::vector<T>> collect() {
     std::vector<T> all;
     while (auto ev = next()) {

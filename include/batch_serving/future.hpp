@@ -11,31 +11,13 @@
 #include <chrono>
 #include <utility>
 
+#include "batch_serving/detail/future_state.hpp"
 #include "batch_serving/result.hpp"
 
 namespace batch_serving {
 
-namespace detail {
-// What a future waits on; implemented by the asynchronous call kinds.
-template <class T>
-class future_state {
- public:
-  virtual void wait() noexcept = 0;
-  virtual bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept = 0;
-  virtual bool ready() const noexcept = 0;
-  // The answer, mapped for the caller (map_results runs here). Once.
-  virtual result<T> take() = 0;
-  // Answers the call cancelled unless it finished. True if this cancelled it.
-  virtual bool cancel() noexcept = 0;
-  // Gives up the future's reference.
-  virtual void drop() noexcept = 0;
-
- protected:
-  ~future_state() = default;
-};
-}  // namespace detail
-
-// Move-only. One thread may use a future at a time; get() may be called once.
+// Move-only. Not thread-safe: one thread uses a future at a time (it may be
+// moved to another thread). get() may be called once. No member allocates.
 template <class T>
 class [[nodiscard]] future {
  public:
@@ -56,13 +38,15 @@ class [[nodiscard]] future {
   // False for a default-constructed or moved-from future, or after get().
   bool valid() const noexcept { return state_ != nullptr; }
 
-  // True once the answer is there (get() will not block). Requires valid().
+  // True once the answer is there (get() will not block); never blocks.
+  // Requires valid(). Acquire: what the answer's producer wrote is visible.
   bool ready() const noexcept { return state_->ready(); }
 
-  // Blocks until ready(). Requires valid().
+  // Blocks until ready(): spins a moment, then sleeps. Requires valid().
   void wait() const noexcept { state_->wait(); }
 
-  // Blocks until ready() or the time passes; returns ready(). Requires valid().
+  // Blocks until ready() or the time passes; returns ready(). A timeout past
+  // the clock's range waits for the answer. Requires valid().
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
     using clock = std::chrono::steady_clock;
@@ -78,6 +62,7 @@ class [[nodiscard]] future {
     }
     return state_->wait_until(now + std::chrono::ceil<clock::duration>(timeout));
   }
+  // Blocks until ready() or `deadline`; returns ready(). Requires valid().
   bool wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
     return state_->wait_until(deadline);
   }
@@ -85,11 +70,13 @@ class [[nodiscard]] future {
   // Answers the call cancelled (errc::cancelled) if it has not finished yet:
   // its items still queued never run, results of running ones are discarded.
   // Returns true if this cancelled it, false if it had finished already
-  // (then nothing changes). Never blocks on the work. Requires valid().
+  // (then nothing changes). Never blocks on the work (it may wait a moment
+  // for the server's queue lock). Requires valid().
   bool cancel() noexcept { return state_->cancel(); }
 
   // Blocks until ready and returns the answer; the future becomes invalid.
-  // Requires valid(). Runs the serving's map_results in this thread.
+  // Requires valid(). Runs the serving's map_results in this thread (which
+  // allocates what the mapped results need).
   result<T> get() {
     state_->wait();
     detail::future_state<T>* state = std::exchange(state_, nullptr);
@@ -109,21 +96,3 @@ class [[nodiscard]] future {
 };
 
 }  // namespace batch_serving
-
-namespace batch_serving::detail {
-// A future that was answered before it started (bad input): holds its answer.
-template <class T>
-class ready_future_state final : public future_state<T> {
- public:
-  explicit ready_future_state(batch_serving::error e) : answer_(std::move(e)) {}
-  void wait() noexcept override {}
-  bool wait_until(std::chrono::steady_clock::time_point) noexcept override { return true; }
-  bool ready() const noexcept override { return true; }
-  result<T> take() override { return std::move(answer_); }
-  bool cancel() noexcept override { return false; }
-  void drop() noexcept override { delete this; }
-
- private:
-  result<T> answer_;
-};
-}  // namespace batch_serving::detail

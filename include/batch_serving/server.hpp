@@ -33,23 +33,27 @@
 // wait; isolate_failures keeps one failing caller from failing the others
 // in its execution. server_stats counts all of it.
 //
-// All dispatch forms are thread-safe and may be called from any thread,
-// including from a completion callback.
+// Every member function is thread-safe; dispatch forms may be called from any
+// thread. From the server's own threads (a completion callback, the batch
+// function) use the future or callback forms: a blocking form there waits
+// for the thread it runs on when the server has one partition. A server of a
+// streaming_serving is the specialization in streaming_server.hpp
+// (streaming_server<In, Out>).
 #pragma once
 
-#include <algorithm>
-#include <chrono>
+#include <concepts>
 #include <initializer_list>
 #include <memory>
 #include <span>
-#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "batch_serving/call_options.hpp"
 #include "batch_serving/detail/client.hpp"
-#include "batch_serving/detail/registry.hpp"
-#include "batch_serving/detail/server_core.hpp"
+#include "batch_serving/detail/core_options.hpp"
+#include "batch_serving/detail/engine.hpp"
+#include "batch_serving/detail/server_handle.hpp"
 #include "batch_serving/error.hpp"
 #include "batch_serving/future.hpp"
 #include "batch_serving/result.hpp"
@@ -59,91 +63,43 @@
 
 namespace batch_serving {
 
-namespace detail {
-// Validates options, applies defaults; throws serving_error naming the field.
-core_options resolve_options(const server_options& options,
-                             std::optional<std::size_t> serving_batch_size);
-
-// What every kind of server shares: the name, start-up, shutdown, stats.
-// Owns the client; the client owns the engine.
-template <class Client>
-class server_handle {
- public:
-  server_handle(server_handle&&) noexcept = default;
-  server_handle& operator=(server_handle&&) = delete;
-  server_handle(const server_handle&) = delete;
-  server_handle& operator=(const server_handle&) = delete;
-
-  // Performs stop().
-  ~server_handle() { stop(); }
-
-  // Shuts down as server.hpp describes: refuses new calls, drains, answers
-  // the rest shutting_down. Blocks up to shutdown_timeout. Idempotent.
-  void stop() noexcept {
-    if (!client_) return;
-    const std::string& name = client_->engine().options().name;
-    if (!name.empty()) unregister_endpoint(name, client_.get());
-    client_->engine().stop();
-  }
-
-  server_stats stats() const { return client_->engine().stats(); }
-  const std::string& name() const noexcept { return client_->engine().options().name; }
-  std::size_t batch_size() const noexcept { return client_->engine().options().batch_size; }
-  std::size_t partitions() const noexcept { return client_->engine().options().partitions; }
-
- protected:
-  // Takes the engine's name (if any) for `client`, then starts the engine.
-  // Throws serving_error(invalid_argument) if the name is taken; rethrows
-  // what a partition's init threw, releasing the name first.
-  explicit server_handle(std::shared_ptr<Client> client) : client_(std::move(client)) {
-    const std::string& name = client_->engine().options().name;
-    if (!name.empty() && !register_endpoint(name, client_)) {
-      throw serving_error(errc::invalid_argument,
-                          "a server named '" + name + "' is already running");
-    }
-    try {
-      client_->engine().start();
-    } catch (...) {
-      if (!name.empty()) unregister_endpoint(name, client_.get());
-      throw;
-    }
-  }
-
-  Client& client() const noexcept { return *client_; }
-
- private:
-  std::shared_ptr<Client> client_;
-};
-}  // namespace detail
-
-// Streaming: a server started from a streaming_serving answers with event
-// streams instead (see streaming_server.hpp).
+// Streaming = true is the specialization streaming_server.hpp defines.
 template <class In, class Out, class CallIn = In, class CallOut = Out, bool Streaming = false>
-class server : public detail::server_handle<detail::client<In, Out, CallIn, CallOut>> {
+class server : public detail::server_handle<detail::engine<In, Out>,
+                                            detail::client<In, Out, CallIn, CallOut>> {
+  static_assert(
+      !Streaming,
+      "a server of a streaming_serving needs #include <batch_serving/streaming_server.hpp>");
   using client_type = detail::client<In, Out, CallIn, CallOut>;
-  using handle = detail::server_handle<client_type>;
+  using engine_type = detail::engine<In, Out>;
+  using handle = detail::server_handle<engine_type, client_type>;
 
  public:
   // Starts the server: creates each partition's state (in its thread) and,
   // if options.name is set, registers the name. Blocks until every partition
   // is ready. Throws serving_error(invalid_argument) for bad options or a
   // name already in use, and rethrows what a partition's init threw.
-  // stop(), stats(), name(), batch_size(), partitions(): see server_handle.
+  // Allocates (the engine, its threads).
+  // stop(), stats(), name(), batch_size(), partitions(): see server_handle.hpp.
   server(const serving<In, Out, CallIn, CallOut>& s, server_options options = {})
-      : handle(make_client(s, options)) {}
+      : server(s.definition_ptr(),
+               std::make_shared<engine_type>(s.definition_ptr()->factory,
+                                             detail::resolve_options(options, s.batch_size()))) {}
 
   // Every dispatch form takes optional call_options: a timeout or deadline
   // (errc::timeout) and a stop_token that cancels (errc::cancelled). A call
   // refused at the door (shutting down, overloaded: max_queue reached, bad
-  // options) is answered at once.
+  // options) is answered at once. Every form is thread-safe. Each call takes
+  // one block from the call pool (no heap allocation once it is warm) unless
+  // noted; the serving's map_inputs runs in this thread.
 
-  // Blocks until the item's result is there.
+  // Blocks until the item's result is there (map_results runs in this thread).
   result<CallOut> dispatch(const CallIn& item, const call_options& options = {}) {
     return this->client().dispatch(item, options);
   }
 
   // Blocks until all of the items' results are there; they come in the
-  // items' order. An empty batch is invalid_argument.
+  // items' order. An empty batch is invalid_argument. Allocates the batch.
   result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items,
                                              const call_options& options = {}) {
     return this->client().dispatch_many(items, options);
@@ -159,6 +115,8 @@ class server : public detail::server_handle<detail::client<In, Out, CallIn, Call
   future<CallOut> dispatch_async(CallIn item, const call_options& options = {}) {
     return this->client().dispatch_async(std::move(item), options);
   }
+  // The same for an explicit batch (taken over without a copy when the
+  // serving maps no inputs).
   future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items,
                                                    const call_options& options = {}) {
     return this->client().dispatch_many_async(std::move(items), options);
@@ -192,17 +150,19 @@ class server : public detail::server_handle<detail::client<In, Out, CallIn, Call
   }
 
  private:
-  static std::shared_ptr<client_type> make_client(const serving<In, Out, CallIn, CallOut>& s,
-                                                  const server_options& options) {
-    const auto& def = s.definition_ptr();
-    return std::make_shared<client_type>(def,
-                                         std::make_shared<detail::server_core<In, Out>>(
-                                             def->factory,
-                                             detail::resolve_options(options, s.batch_size())));
-  }
+  using definition_ptr =
+      std::shared_ptr<const detail::serving_definition<In, Out, CallIn, CallOut>>;
+  server(const definition_ptr& def, std::shared_ptr<engine_type> engine)
+      : handle(engine, std::make_shared<client_type>(def, engine)) {}
 };
 
-}  // namespace batch_serving
+// A server started from a streaming_serving is a streaming server
+// (streaming_server.hpp).
+template <class In, class Out, class CallIn, class CallOut>
+server(const streaming_serving<In, Out, CallIn, CallOut>&, server_options)
+    -> server<In, Out, CallIn, CallOut, true>;
+template <class In, class Out, class CallIn, class CallOut>
+server(const streaming_serving<In, Out, CallIn, CallOut>&)
+    -> server<In, Out, CallIn, CallOut, true>;
 
-// The streaming specialization of server.
-#include "batch_serving/streaming_server.hpp"
+}  // namespace batch_serving

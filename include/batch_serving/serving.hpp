@@ -35,14 +35,16 @@
 
 #include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/callable_traits.hpp"
+#include "batch_serving/detail/handlers.hpp"
 #include "batch_serving/detail/serving_definition.hpp"
 #include "batch_serving/error.hpp"
 #include "batch_serving/execution_context.hpp"
 #include "batch_serving/result.hpp"
+#include "batch_serving/streaming_options.hpp"
 
 namespace batch_serving {
 
-struct streaming_options;
+// Defined in streaming.hpp, which serving::streaming() needs.
 template <class In, class Out, class CallIn, class CallOut>
 class streaming_serving;
 
@@ -65,43 +67,8 @@ concept batch_module = requires(M& m, std::span<const In> batch, execution_conte
   { m.handle_batch(batch) } -> std::convertible_to<std::vector<Out>>;
 };
 
-namespace detail {
-
-template <class In, class Out, class F>
-class function_handler final : public batch_handler<In, Out> {
- public:
-  explicit function_handler(std::shared_ptr<F> fn) : fn_(std::move(fn)) {}
-  std::vector<Out> handle_batch(std::span<const In> batch, execution_context& ctx) override {
-    if constexpr (std::invocable<F&, std::span<const In>, execution_context&>) {
-      return (*fn_)(batch, ctx);
-    } else {
-      return (*fn_)(batch);
-    }
-  }
-
- private:
-  std::shared_ptr<F> fn_;
-};
-
-template <class In, class Out, class Module>
-class module_handler final : public batch_handler<In, Out> {
- public:
-  template <class... Args>
-  explicit module_handler(Args&&... args) : module_(std::forward<Args>(args)...) {}
-  std::vector<Out> handle_batch(std::span<const In> batch, execution_context& ctx) override {
-    if constexpr (requires { module_.handle_batch(batch, ctx); }) {
-      return module_.handle_batch(batch, ctx);
-    } else {
-      return module_.handle_batch(batch);
-    }
-  }
-
- private:
-  Module module_;
-};
-
-}  // namespace detail
-
+// Copies share one immutable definition: copying never copies the batch
+// function. Every const member is thread-safe.
 template <class In, class Out, class CallIn = In, class CallOut = Out>
 class serving {
   using definition = detail::serving_definition<In, Out, CallIn, CallOut>;
@@ -115,7 +82,7 @@ class serving {
   // A serving from a batch function, `std::vector<Out>(std::span<const In>)`
   // or `std::vector<Out>(std::span<const In>, execution_context&)`. The one
   // function object is shared by all partitions of a server, which may call
-  // it concurrently; use from_module for per-partition state.
+  // it concurrently; use from_module for per-partition state. Allocates.
   template <class F>
     requires batch_function<F, In, Out> && std::same_as<In, CallIn> && std::same_as<Out, CallOut> &&
              (!std::same_as<std::remove_cvref_t<F>, serving>)
@@ -132,7 +99,7 @@ class serving {
   // own instance's `handle_batch(std::span<const In>, execution_context&)`,
   // never concurrently; the context parameter may be left out. Inline runs
   // create a fresh instance per run, as the seed does. `args` are copied and
-  // kept for later partitions.
+  // kept for later partitions. Allocates; constructs no Module yet.
   template <class Module, class... Args>
     requires batch_module<Module, In, Out> && std::same_as<In, CallIn> &&
              std::same_as<Out, CallOut> &&
@@ -159,7 +126,8 @@ class serving {
 
   // A copy whose executions hold at most `n` items: the default batch size
   // of servers started from it, and the chunk size of run_many. Throws
-  // serving_error (invalid_argument) if n is 0.
+  // serving_error (invalid_argument) if n is 0. Allocates the copy's
+  // definition. The getter never blocks or allocates.
   serving batch_size(std::size_t n) const {
     if (n == 0)
       throw serving_error(errc::invalid_argument, "serving::batch_size must be at least 1");
@@ -171,7 +139,7 @@ class serving {
 
   // A copy whose callers pass `NewCallIn` items; `f` maps each to an `In`,
   // in the caller's thread. An exception from `f` fails only that call
-  // (invalid_argument). Replaces an earlier map_inputs.
+  // (invalid_argument). Replaces an earlier map_inputs. Allocates.
   template <class NewCallIn, class F>
     requires std::is_invocable_r_v<In, F&, const NewCallIn&>
   serving<In, Out, NewCallIn, CallOut> map_inputs(F f) const {
@@ -192,7 +160,7 @@ class serving {
   // A copy whose callers receive `f(out)` for each of their outputs, run in
   // the caller's thread (for callbacks: the thread that runs the callback).
   // An exception from `f` fails only that call (execution_failed). Replaces
-  // an earlier map_results.
+  // an earlier map_results. Allocates.
   template <class F>
     requires std::invocable<F&, Out&&>
   auto map_results(F f) const {
@@ -207,7 +175,8 @@ class serving {
   }
 
   // Runs the batch function on one item in this thread, with no server (the
-  // seed's inline/2). Blocks; thread-safe.
+  // seed's inline/2). Blocks for the batch function; allocates (the
+  // partition state, the batch).
   result<CallOut> run(const CallIn& item) const {
     auto many = run_many(std::span<const CallIn>(&item, 1));
     if (!many.ok()) return many.error();
@@ -216,7 +185,8 @@ class serving {
 
   // Runs the batch function on `items` in this thread (the seed's
   // inline_many/2), in executions of at most batch_size() items, and returns
-  // all outputs in order. Creates the partition state once per call.
+  // all outputs in order. Creates the partition state once per call. Blocks
+  // for the batch function; allocates.
   result<std::vector<CallOut>> run_many(std::span<const CallIn> items) const {
     if (items.empty()) {
       return error(errc::invalid_argument, "run_many needs at least one item; got an empty batch");
@@ -248,10 +218,16 @@ class serving {
     return run_many(std::span<const CallIn>(items.begin(), items.size()));
   }
 
-  // A streaming copy: callers get event streams (see streaming.hpp), and the
-  // batch function may emit the declared hooks. Throws serving_error
-  // (invalid_argument) for an empty or repeated hook name.
-  streaming_serving<In, Out, CallIn, CallOut> streaming(streaming_options options) const;
+  // A streaming copy: callers get event streams, and the batch function may
+  // emit the declared hooks. Needs batch_serving/streaming.hpp (or the
+  // umbrella header). Throws serving_error (invalid_argument) for an empty or
+  // repeated hook name. Thread-safe; allocates.
+  auto streaming(streaming_options options) const {
+    using streaming_type = streaming_serving<In, Out, CallIn, CallOut>;
+    static_assert(detail::complete_type<streaming_type>,
+                  "serving::streaming() needs #include <batch_serving/streaming.hpp>");
+    return streaming_type(*this, std::move(options));
+  }
 
   // For server: the shared definition.
   const std::shared_ptr<const definition>& definition_ptr() const noexcept { return def_; }
@@ -272,6 +248,3 @@ class serving {
 };
 
 }  // namespace batch_serving
-
-// streaming() is defined there; included last so either header may come first.
-#include "batch_serving/streaming.hpp"

@@ -32,78 +32,42 @@
 #include <utility>
 #include <vector>
 
+#include "batch_serving/detail/batch_handler.hpp"
+#include "batch_serving/detail/collected_stream.hpp"
+#include "batch_serving/detail/inline_hooks.hpp"
 #include "batch_serving/event.hpp"
 #include "batch_serving/event_stream.hpp"
 #include "batch_serving/execution_context.hpp"
 #include "batch_serving/serving.hpp"
+#include "batch_serving/streaming_options.hpp"
 
 namespace batch_serving {
 
-struct streaming_options {
-  // The hook names the batch function may emit (ctx.emit(name, payload)).
-  std::vector<std::string> hooks{};
-};
-
-namespace detail {
-
-// An already-complete stream (inline runs, immediate errors).
-template <class T>
-class collected_stream final : public stream_state<T> {
- public:
-  void add(event<T> ev) { events_.push_back(std::move(ev)); }
-  std::optional<event<T>> next() override {
-    if (at_ == events_.size()) return std::nullopt;
-    return std::move(events_[at_++]);
-  }
-  void abandon() noexcept override { delete this; }
-
- private:
-  std::vector<event<T>> events_;
-  std::size_t at_ = 0;
-};
-
-template <class T>
-event_stream<T> failed_stream(error e) {
-  auto* s = new collected_stream<T>();
-  s->add(event<T>::make_error(std::move(e)));
-  return event_stream<T>(s);
-}
-
-// Collects an inline execution's hooks for its one caller.
-class inline_hooks final : public hook_sink {
- public:
-  explicit inline_hooks(const std::vector<std::string>& declared) : declared_(declared) {}
-  void emit(std::string_view hook, const hook_payload& payload) override;
-  std::vector<hook_slice> take() { return std::exchange(emitted_, {}); }
-
- private:
-  const std::vector<std::string>& declared_;
-  std::vector<hook_slice> emitted_;
-};
-
-// Checks hook names once, when a serving is marked streaming.
-std::vector<std::string> validated_hooks(std::vector<std::string> hooks);
-
-}  // namespace detail
-
+// A cheap, immutable value like serving: copies share the definition. Every
+// const member is thread-safe.
 template <class In, class Out, class CallIn = In, class CallOut = Out>
 class streaming_serving {
  public:
   using input_type = CallIn;
   using output_type = CallOut;
 
+  // What serving::streaming(options) returns. Throws serving_error
+  // (invalid_argument) for an empty or repeated hook name. Allocates.
   streaming_serving(serving<In, Out, CallIn, CallOut> base, streaming_options options)
       : base_(std::move(base)),
         hooks_(std::make_shared<const std::vector<std::string>>(
             detail::validated_hooks(std::move(options.hooks)))) {}
 
+  // The declared hook names. Never blocks, never allocates.
   const std::vector<std::string>& hooks() const noexcept { return *hooks_; }
+  // As serving::batch_size. The setter returns a copy (allocates).
   std::optional<std::size_t> batch_size() const noexcept { return base_.batch_size(); }
   streaming_serving batch_size(std::size_t n) const {
     streaming_serving copy = *this;
     copy.base_ = base_.batch_size(n);
     return copy;
   }
+  // The plain serving this was made from. Never blocks, never allocates.
   const serving<In, Out, CallIn, CallOut>& base() const noexcept { return base_; }
 
   // A serving is marked streaming once.
@@ -113,7 +77,8 @@ class streaming_serving {
   }
 
   // Inline, in this thread: runs everything now and returns its events (an
-  // item event, or its hook events then the item event).
+  // item event, or its hook events then the item event). Blocks for the
+  // batch function; allocates the events.
   event_stream<CallOut> run(const CallIn& item) const {
     return run_inline<false>(std::span(&item, 1));
   }
@@ -121,6 +86,7 @@ class streaming_serving {
   // Inline: executions of at most batch_size() items, each giving its hook
   // events then a batch event. With hooks declared, `items` must fit in one
   // execution (batch_size), else the stream holds one invalid_argument error.
+  // Blocks for the batch function; allocates the events.
   event_stream<CallOut> run_many(std::span<const CallIn> items) const {
     return run_inline<true>(items);
   }
@@ -187,11 +153,5 @@ class streaming_serving {
   serving<In, Out, CallIn, CallOut> base_;
   std::shared_ptr<const std::vector<std::string>> hooks_;
 };
-
-template <class In, class Out, class CallIn, class CallOut>
-streaming_serving<In, Out, CallIn, CallOut> serving<In, Out, CallIn, CallOut>::streaming(
-    streaming_options options) const {
-  return streaming_serving<In, Out, CallIn, CallOut>(*this, std::move(options));
-}
 
 }  // namespace batch_serving

@@ -2,14 +2,16 @@
 // its answer is decided.
 //
 // Life of a call:
-//   1. The caller fills its inputs and hands it to an intake (`submit`).
+//   1. The caller fills its inputs and hands it to an intake (intake.hpp),
+//      which admits it (or refuses it, answering it at once).
 //   2. A partition takes its items, possibly in several slices that land in
 //      different executions (an explicit batch split to fill executions).
 //   3. Each execution delivers its slice: outputs (`deliver`) or an error
-//      (`fail`). Shutdown may also `fail` it.
+//      (`fail_slice`). Timeouts, cancellation and shutdown may `fail` it.
 //   4. Exactly one of those finishes the call; that one then calls
 //      `complete()` once, outside every lock, to wake the caller or run its
-//      callback.
+//      callback. This is the completion interface every call form
+//      implements (`on_complete`, `accept`; call_kinds.hpp, stream_call.hpp).
 //
 // A call may also finish early: its deadline passes (timeout) or its caller
 // cancels it. Its queued items then leave the queue, never executed, and
@@ -34,7 +36,6 @@
 #include <cstdint>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <optional>
 #include <span>
@@ -44,12 +45,27 @@
 
 #include "batch_serving/detail/call_pool.hpp"
 #include "batch_serving/detail/hook_payload.hpp"
+#include "batch_serving/detail/mutex.hpp"
 #include "batch_serving/detail/spin_lock.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
 #include "batch_serving/error.hpp"
 
 namespace batch_serving::detail {
 
 using clock = std::chrono::steady_clock;
+
+class call_base;
+
+// What answers a call cancelled when its stop_token fires: the intake that
+// admitted it (intake.hpp).
+class call_canceller {
+ public:
+  // Answers `c` cancelled unless it already finished; true if this did.
+  virtual bool cancel(call_base& c) noexcept = 0;
+
+ protected:
+  ~call_canceller() = default;
+};
 
 // What every call has, whatever its element types: references, the one place
 // its answer is decided, and its deadline. Timers and cancellation work on it.
@@ -74,8 +90,8 @@ class call_base {
   static void* operator new(std::size_t size, std::align_val_t alignment) {
     return ::operator new(size, alignment);
   }
-  static void operator delete(void* block, std::size_t size, std::align_val_t alignment) noexcept {
-    ::operator delete(block, size, alignment);
+  static void operator delete(void* block, std::align_val_t alignment) noexcept {
+    ::operator delete(block, alignment);
   }
 
   // ---- references ----------------------------------------------------------
@@ -87,12 +103,13 @@ class call_base {
 
   // ---- deadline ------------------------------------------------------------
 
-  // time_point::max() means none. Set before the call is submitted.
+  // time_point::max() means none. Set by the intake before the call is queued.
   clock::time_point deadline() const noexcept { return deadline_; }
   bool has_deadline() const noexcept { return deadline_ != clock::time_point::max(); }
   void set_deadline(clock::time_point deadline) noexcept { deadline_ = deadline; }
 
-  // Linked in an intake's queue; guarded by that intake's queue mutex.
+  // Linked in a queue; owned by that queue (call_queue.hpp), like the links
+  // in call<In, Out>. Kept here, where it packs into padding.
   bool in_queue = false;
 
   // ---- answer --------------------------------------------------------------
@@ -100,7 +117,7 @@ class call_base {
   // Finishes the call with `e` unless it already finished. Returns true if
   // this finished it; the caller of fail must then call complete().
   bool fail(const error& e) {
-    std::lock_guard guard(lock_);
+    lock_guard guard(lock_);
     if (is_finished()) return false;
     finish_with(e);
     return true;
@@ -127,36 +144,41 @@ class call_base {
 
   // ---- cancellation --------------------------------------------------------
 
-  // What a stop callback runs: `cancel(target)`. Not a template, so that the
-  // cold block can hold the callback whatever the call's type.
-  struct canceller {
-    call_base* target;
-    void (*cancel)(call_base*) noexcept;
-    void operator()() const noexcept { cancel(target); }
-  };
-
-  // Cancelling on a stop_token takes two steps around submission: the cold
-  // block is made before the call is shared (so no thread ever sees its
-  // pointer change while it reads the answer unlocked), and the callback is
-  // armed after (so a stop cancels a queued call, never an unsubmitted one).
-  void prepare_cancel_on(const std::stop_token& token) {
-    if (token.stop_possible()) cold_state();
-  }
-  // Runs `on_stop` when a stop is requested on `token` (at once if it was).
-  // Call once, after prepare_cancel_on, from the thread that owns the call's
-  // creation reference. Only this thread and the destructor touch `stop`.
-  void cancel_on(const std::stop_token& token, canceller on_stop) {
+  // Runs `via->cancel(*this)` when a stop is requested on `token` (at once,
+  // in this thread, if it was already). Keeps `via` alive as long as the
+  // callback can run. Called once, by the intake, from the thread that owns
+  // the call's creation reference, before the call is queued: a stop from
+  // then on always finds it.
+  void cancel_on(const std::stop_token& token, std::shared_ptr<call_canceller> via) {
     if (!token.stop_possible()) return;
-    assert(cold_ != nullptr && "prepare_cancel_on was not called");
-    cold_->stop.emplace(token, on_stop);  // may run on_stop right here
+    cold* c = nullptr;
+    {
+      // No thread but this one sees the call yet; the lock is for the rule
+      // that the cold block is made under it.
+      lock_guard guard(lock_);
+      c = &cold_state();
+    }
+    c->canceller_owner = std::move(via);
+    // Outside lock_: the callback may run right here and take it.
+    c->stop.emplace(token, canceller{this, c->canceller_owner.get()});
   }
 
  protected:
-  // Cold state, allocated on first use under lock_ or before the call is
-  // shared (see prepare_cancel_on).
+  // What a stop callback runs. Not a template, so that the cold block can
+  // hold it whatever the call's type.
+  struct canceller {
+    call_base* target;
+    call_canceller* via;
+    void operator()() const noexcept { via->cancel(*target); }
+  };
+
+  // Cold state, allocated on first use under lock_. `stop` and
+  // `canceller_owner` are touched only by the thread that armed them and by
+  // the destructor (declared after the owner: destroyed first).
   struct cold {
     virtual ~cold() = default;
     std::optional<error> failure;
+    std::shared_ptr<call_canceller> canceller_owner;
     std::optional<std::stop_callback<canceller>> stop;
   };
 
@@ -167,43 +189,47 @@ class call_base {
   // The cold block subclasses use (they may extend it).
   virtual std::unique_ptr<cold> make_cold() const { return std::make_unique<cold>(); }
 
-  cold& cold_state() {  // requires lock_, or the call not shared yet
+  cold& cold_state() BATCH_SERVING_REQUIRES(lock_) {
     if (!cold_) cold_ = make_cold();
     return *cold_;
   }
-  cold* cold_if_any() const noexcept { return cold_.get(); }
+  cold* cold_if_any() const noexcept BATCH_SERVING_REQUIRES(lock_) { return cold_.get(); }
 
   // The most-derived class calls this first in its destructor: destroying a
   // stop callback waits for one running on another thread, which may still
   // use the call's members.
-  void stop_cancelling() noexcept {
+  void stop_cancelling() noexcept BATCH_SERVING_NO_THREAD_SAFETY_ANALYSIS {
+    // No other reference is left: nothing else reads the cold block.
     if (cold_) cold_->stop.reset();
   }
 
-  // The error, once the call finished with one (after complete() was
-  // signalled); nullptr if it finished with its results.
-  const error* failure() const noexcept {
+  // The error, once the call finished with one; nullptr if it finished with
+  // its results. Read only after the call finished, by whoever finished it
+  // or saw complete(): the answer no longer changes then.
+  const error* failure() const noexcept BATCH_SERVING_NO_THREAD_SAFETY_ANALYSIS {
     return cold_ && cold_->failure ? &*cold_->failure : nullptr;
   }
 
-  bool is_finished() const noexcept {  // requires lock_
+  bool is_finished() const noexcept BATCH_SERVING_REQUIRES(lock_) {
     return finished_.load(std::memory_order_relaxed);
   }
-  void finish_with(const error& e) {  // requires lock_
+  void finish_with(const error& e) BATCH_SERVING_REQUIRES(lock_) {
     cold_state().failure.emplace(e);
     finish();
   }
-  void finish() noexcept { finished_.store(true, std::memory_order_release); }  // requires lock_
+  void finish() noexcept BATCH_SERVING_REQUIRES(lock_) {
+    finished_.store(true, std::memory_order_release);
+  }
 
   spin_lock lock_;  // guards the answer state here and in subclasses
 
  private:
-  std::atomic<bool> finished_{false};  // written under lock_
+  std::atomic<bool> finished_{false};  // written under lock_, read lock-free by finished()
 #ifndef NDEBUG
   std::atomic<bool> completed_{false};
 #endif
   std::atomic<std::uint32_t> refs_{1};
-  std::unique_ptr<cold> cold_;  // created under lock_
+  std::unique_ptr<cold> cold_ BATCH_SERVING_GUARDED_BY(lock_);
   clock::time_point deadline_ = clock::time_point::max();
 };
 
@@ -214,23 +240,24 @@ inline constexpr std::size_t most_items_per_call = UINT32_MAX;
 template <class In, class Out>
 class call : public call_base {
  public:
-  // ---- intake side ---------------------------------------------------------
+  // ---- what the queue reads ------------------------------------------------
 
   std::size_t size() const noexcept { return size_; }
   std::span<In> inputs() noexcept { return {inputs_, size_}; }
-  // When the batch this call heads began waiting for company. Kept only
-  // while the call is at the head of its queue (see server_core); stale or
-  // unset anywhere else.
-  clock::time_point window_opened_at() const noexcept { return window_opened_at_; }
-  void open_window(clock::time_point at) noexcept { window_opened_at_ = at; }
-
-  // Fields owned by the intake that queued the call; see server_core.
-  call* next_in_queue = nullptr;  // guarded by the intake's queue mutex
-  call* prev_in_queue = nullptr;  // guarded likewise
-  std::uint32_t taken = 0;        // items placed in executions; guarded likewise
   // Nonzero: slices must start and end at multiples of this many items (hook
-  // streams keep each chunk in one execution). Set before submit.
+  // streams keep each chunk in one execution). Set before the call is submitted.
   std::uint32_t indivisible_chunk = 0;
+
+  // ---- owned by the queue that holds the call ------------------------------
+  // Only that queue (call_queue.hpp) reads or writes these and in_queue,
+  // under the lock that guards it. (Ordered to pack with the fields above.)
+
+  std::uint32_t taken = 0;  // items placed in executions
+  call* next_in_queue = nullptr;
+  call* prev_in_queue = nullptr;
+  // When the batch this call heads began waiting for company. Kept only
+  // while the call is at the head of its queue; stale or unset anywhere else.
+  clock::time_point window_opened_at{};
 
   // ---- completion side -----------------------------------------------------
 
@@ -239,7 +266,7 @@ class call : public call_base {
   // caller of deliver must then call complete(). Late slices of a call that
   // already finished (failed, timed out, cancelled, shut down) are discarded.
   bool deliver(std::size_t offset, std::span<Out> outputs) {
-    std::lock_guard guard(lock_);
+    lock_guard guard(lock_);
     if (is_finished()) return false;
     if (offset != delivered_) {
       pending_at(offset).outputs.emplace(std::make_move_iterator(outputs.begin()),
@@ -256,7 +283,7 @@ class call : public call_base {
   // delivers what came before the slice. Returns true if this finished the
   // call; the caller must then call complete().
   bool fail_slice(std::size_t offset, const error& e) {
-    std::lock_guard guard(lock_);
+    lock_guard guard(lock_);
     if (is_finished()) return false;
     if (orders_failures() && offset != delivered_) {
       pending_at(offset).failure.emplace(e);
@@ -269,7 +296,7 @@ class call : public call_base {
   // Hands a hook event for the slice at `offset` to the call, in order with
   // the call's outputs. Never finishes the call.
   void deliver_hook(std::size_t offset, hook_slice&& hook) {
-    std::lock_guard guard(lock_);
+    lock_guard guard(lock_);
     if (is_finished()) return;
     if (offset == delivered_) {
       accept_hook(std::move(hook));
@@ -281,6 +308,10 @@ class call : public call_base {
   // True if the call finished with an error. Requires the call finished and
   // the caller to be the one that finished it (or to have seen complete()).
   bool failed() const noexcept { return failure() != nullptr; }
+
+  // Called by the executor after each deliver / deliver_hook, outside every
+  // lock: where a streaming call wakes its reader or runs its callbacks.
+  virtual void after_delivery() noexcept {}
 
  protected:
   call() = default;
@@ -294,16 +325,11 @@ class call : public call_base {
 
   // Receive outputs and hook events strictly in call order, under the
   // call's lock. Only streaming calls care about hooks.
-  virtual void accept(std::span<Out> outputs) = 0;
-  virtual void accept_hook(hook_slice&&) {}
+  virtual void accept(std::span<Out> outputs) BATCH_SERVING_REQUIRES(lock_) = 0;
+  virtual void accept_hook(hook_slice&&) BATCH_SERVING_REQUIRES(lock_) {}
   // True for calls whose readers see events in order (streams): a slice's
   // failure then waits for the slices before it. Plain calls fail at once.
   virtual bool orders_failures() const noexcept { return false; }
-
- public:
-  // Called by the executor after each deliver / deliver_hook, outside every
-  // lock: where a streaming call wakes its reader or runs its callbacks.
-  virtual void after_delivery() noexcept {}
 
  private:
   // What arrived for a slice before its predecessors were delivered.
@@ -319,34 +345,35 @@ class call : public call_base {
 
   std::unique_ptr<cold> make_cold() const override { return std::make_unique<cold_with_pending>(); }
 
-  std::vector<pending_slice>& pending() {  // requires lock_
+  std::vector<pending_slice>& pending() BATCH_SERVING_REQUIRES(lock_) {
     return static_cast<cold_with_pending&>(cold_state()).pending;
   }
-  bool has_pending() const noexcept {  // requires lock_
+  bool has_pending() const noexcept BATCH_SERVING_REQUIRES(lock_) {
     const cold* c = cold_if_any();
     return c != nullptr && !static_cast<const cold_with_pending*>(c)->pending.empty();
   }
 
-  pending_slice& pending_at(std::size_t offset) {
+  pending_slice& pending_at(std::size_t offset) BATCH_SERVING_REQUIRES(lock_) {
     for (auto& p : pending()) {
       if (p.offset == offset) return p;
     }
     return pending().emplace_back(pending_slice{offset, {}, std::nullopt, std::nullopt});
   }
 
-  void fail_now(const error& e) {  // requires lock_
+  void fail_now(const error& e) BATCH_SERVING_REQUIRES(lock_) {
     finish_with(e);
     pending().clear();
   }
 
   // Delivers what waited for the slices now at the front, in order. Returns
   // true if that finished the call (all delivered, or an ordered failure).
-  bool drain_pending() {
+  bool drain_pending() BATCH_SERVING_REQUIRES(lock_) {
     while (delivered_ < size_) {
       if (!has_pending()) return false;
       auto& waiting = pending();
+      const std::size_t wanted = delivered_;
       auto next = std::find_if(waiting.begin(), waiting.end(),
-                               [&](const pending_slice& p) { return p.offset == delivered_; });
+                               [wanted](const pending_slice& p) { return p.offset == wanted; });
       if (next == waiting.end()) return false;
       for (auto& hook : next->hooks) accept_hook(std::move(hook));
       next->hooks.clear();
@@ -365,19 +392,7 @@ class call : public call_base {
 
   In* inputs_ = nullptr;
   std::uint32_t size_ = 0;
-  std::uint32_t delivered_ = 0;  // items accepted in order; guarded by lock_
-  clock::time_point window_opened_at_{};
-};
-
-// Where calls enter a batching engine. The in-process server implements it;
-// a remote transport will feed the same server through it.
-template <class In, class Out>
-class intake {
- public:
-  virtual ~intake() = default;
-  // Queues `c`. On success the intake holds its own reference; on failure it
-  // holds none and returns why (e.g. shutting_down).
-  virtual std::optional<error> submit(call<In, Out>& c) = 0;
+  std::uint32_t delivered_ BATCH_SERVING_GUARDED_BY(lock_) = 0;  // items accepted in order
 };
 
 }  // namespace batch_serving::detail

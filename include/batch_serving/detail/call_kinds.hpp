@@ -1,24 +1,26 @@
 // The concrete kinds of call: where inputs are kept, where outputs go, and
 // how the caller learns the call finished.
 //
-//   stored_call   owns its inputs and collects its outputs
-//   waiting_call  + a completion flag a blocking caller waits on
-//   future_call   + the future_state a future<T> waits on
-//   callback_call + a callback run when the call finishes
+//   owned_inputs_call  owns its inputs
+//   stored_call        + collects its outputs
+//   waiting_call       + a completion flag a blocking caller waits on
+//   future_call        + the future_state a future<T> waits on
+//   callback_call      + a callback run when the call finishes
+// (stream_call.hpp has the streaming kind.)
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <span>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "batch_serving/detail/call.hpp"
 #include "batch_serving/detail/completion_flag.hpp"
+#include "batch_serving/detail/future_state.hpp"
 #include "batch_serving/detail/serving_definition.hpp"
-#include "batch_serving/future.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
 #include "batch_serving/result.hpp"
 
 namespace batch_serving::detail {
@@ -64,7 +66,7 @@ class stored_call : public owned_inputs_call<In, Out, Many> {
     if constexpr (Many) outputs_.reserve(this->size());
   }
 
-  void accept(std::span<Out> outputs) override {
+  void accept(std::span<Out> outputs) override BATCH_SERVING_REQUIRES(this->lock_) {
     if constexpr (Many) {
       for (auto& out : outputs) outputs_.push_back(std::move(out));
     } else {
@@ -76,11 +78,13 @@ class stored_call : public owned_inputs_call<In, Out, Many> {
   std::conditional_t<Many, std::vector<Out>, std::optional<Out>> outputs_;
 };
 
+// A blocking caller's call: the caller waits on its completion flag.
 template <class In, class Out, bool Many>
 class waiting_call : public stored_call<In, Out, Many> {
  public:
   explicit waiting_call(typename stored_call<In, Out, Many>::inputs_type inputs)
       : stored_call<In, Out, Many>(std::move(inputs)) {}
+  ~waiting_call() override { this->stop_cancelling(); }
 
   void wait() noexcept { done_.wait(); }
   bool wait_until(clock::time_point deadline) noexcept { return done_.wait_until(deadline); }
@@ -94,8 +98,7 @@ class waiting_call : public stored_call<In, Out, Many> {
 };
 
 // Owner: the client that made the call; it maps answers (call_definition()) and
-// cancels (cancel(call)), and outlives the call through owner_. A stop_token
-// cancels through the same path (cancel_on).
+// cancels (cancel(call)), and outlives the call through owner_.
 template <class In, class Out, class CallIn, class CallOut, bool Many, class Owner>
 class future_call final
     : public waiting_call<In, Out, Many>,
@@ -118,12 +121,6 @@ class future_call final
   bool cancel() noexcept override { return owner_->cancel(*this); }
   void drop() noexcept override { this->release(); }
 
-  void cancel_on(const std::stop_token& token) {
-    call_base::cancel_on(token, {this, [](call_base* c) noexcept {
-                                   static_cast<future_call*>(c)->cancel();
-                                 }});
-  }
-
  private:
   std::shared_ptr<Owner> owner_;
 };
@@ -139,13 +136,6 @@ class callback_call final : public stored_call<In, Out, Many> {
         owner_(std::move(owner)),
         callback_(std::move(callback)) {}
   ~callback_call() override { this->stop_cancelling(); }
-
-  void cancel_on(const std::stop_token& token) {
-    call_base::cancel_on(token, {this, [](call_base* c) noexcept {
-                                   auto* self = static_cast<callback_call*>(c);
-                                   self->owner_->cancel(*self);
-                                 }});
-  }
 
  protected:
   void on_complete() noexcept override {

@@ -1,6 +1,8 @@
-// The parameter type of a one-argument callable, so map_inputs can learn the
-// caller-facing type from a plain lambda. Generic lambdas have none: name the
-// type explicitly, map_inputs<T>(f).
+// Type traits for the public templates.
+//
+// sole_parameter: the parameter type of a one-argument callable, so
+// map_inputs can learn the caller-facing type from a plain lambda. Generic
+// lambdas have none: name the type explicitly, map_inputs<T>(f).
 #pragma once
 
 #include <type_traits>
@@ -43,5 +45,10 @@ using sole_parameter_t = std::remove_cvref_t<typename sole_parameter<std::decay_
 
 template <class F>
 concept has_sole_parameter = requires { typename sole_parameter<std::decay_t<F>>::type; };
+
+// Whether T is a complete type here (false for a class template that is
+// declared but not defined in this translation unit: a header is missing).
+template <class T>
+concept complete_type = requires { sizeof(T); };
 
 }  // namespace batch_serving::detail

@@ -1,21 +1,27 @@
-// The caller side of a server: maps caller items to batch values in the
-// caller's thread, builds the call of the requested completion style, hands it
-// to the engine, and maps the answer back.
+// The caller side of a plain server: maps caller items to batch values in the
+// caller's thread, builds the call of the requested completion style, hands
+// it to an intake (which admits, queues or refuses it), and maps the answer
+// back. It never names the engine: any intake will do.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
-#include <stop_token>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "batch_serving/call_options.hpp"
+#include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/call_kinds.hpp"
 #include "batch_serving/detail/endpoint.hpp"
-#include "batch_serving/detail/server_core.hpp"
+#include "batch_serving/detail/future_state.hpp"
+#include "batch_serving/detail/intake.hpp"
 #include "batch_serving/detail/serving_definition.hpp"
+#include "batch_serving/future.hpp"
+#include "batch_serving/result.hpp"
 
 namespace batch_serving::detail {
 
@@ -35,31 +41,14 @@ inline std::optional<error> bad_batch_size(std::size_t n, const char* operation)
   return std::nullopt;
 }
 
-// Sets the call's deadline from `options` (the server applies its default
-// when there is none). Returns why the options are invalid, if they are.
-inline std::optional<error> apply_deadline(call_base& c, const call_options& options) {
-  if (options.timeout) {
-    if (options.timeout->count() < 0) {
-      return error(errc::invalid_argument, "call_options.timeout must not be negative (got " +
-                                               std::to_string(options.timeout->count()) + " us)");
-    }
-    c.set_deadline(clock::now() + *options.timeout);
-  }
-  if (options.deadline && *options.deadline < c.deadline()) c.set_deadline(*options.deadline);
-  return std::nullopt;
-}
-
 template <class In, class Out, class CallIn, class CallOut>
 class client final : public endpoint<CallIn, CallOut>,
                      public std::enable_shared_from_this<client<In, Out, CallIn, CallOut>> {
  public:
   using definition = serving_definition<In, Out, CallIn, CallOut>;
-  using core = server_core<In, Out>;
 
-  client(std::shared_ptr<const definition> def, std::shared_ptr<core> engine)
-      : def_(std::move(def)), core_(std::move(engine)) {}
-
-  core& engine() noexcept { return *core_; }
+  client(std::shared_ptr<const definition> def, std::shared_ptr<intake<In, Out>> target)
+      : def_(std::move(def)), intake_(std::move(target)) {}
 
   result<CallOut> dispatch(const CallIn& item, const call_options& options) override {
     std::optional<In> input;
@@ -119,7 +108,7 @@ class client final : public endpoint<CallIn, CallOut>,
 
   // For the asynchronous calls this client made (see call_kinds.hpp).
   const definition& call_definition() const noexcept { return *def_; }
-  bool cancel(call<In, Out>& c) noexcept { return core_->cancel(c); }
+  bool cancel(call<In, Out>& c) noexcept { return intake_->cancel(c); }
 
  private:
   template <bool Many>
@@ -131,22 +120,9 @@ class client final : public endpoint<CallIn, CallOut>,
       call<In, Out>* c;
       ~releaser() { c->release(); }
     } guard{c};
-    if (auto refused = admit(*c, options)) return *refused;
-    if (options.stop_token.stop_possible()) {
-      // Destroyed before returning: waits for a cancellation in progress.
-      std::stop_callback cancel_on_stop(options.stop_token, [&]() noexcept { cancel(*c); });
-      c->wait();
-    } else {
-      c->wait();
-    }
+    intake_->submit(*c, options);  // a refusal completes it at once
+    c->wait();
     return c->take_answer();
-  }
-
-  // Applies the options and submits `c`. Returns why it was not queued.
-  std::optional<error> admit(call<In, Out>& c, const call_options& options) {
-    if (auto bad = apply_deadline(c, options)) return bad;
-    if (options.stop_token.stop_requested()) return core_->cancelled_before_start();
-    return core_->submit(c);
   }
 
   // Maps an explicit batch; moves it through untouched when no mapping is set.
@@ -163,25 +139,13 @@ class client final : public endpoint<CallIn, CallOut>,
     return def_->to_batch(std::span<const CallIn>(items), *inputs);
   }
 
-  // Hands `c` to the engine and arms its cancellation; a refusal answers it
-  // at once, so the caller still gets exactly one answer.
-  template <class Kind>
-  void submit_or_refuse(Kind& c, const call_options& options) {
-    c.prepare_cancel_on(options.stop_token);
-    if (auto refused = admit(c, options)) {
-      if (c.fail(*refused)) c.complete();
-      return;
-    }
-    c.cancel_on(options.stop_token);
-  }
-
   template <class Kind, class Inputs>
   auto start_future(std::optional<Inputs>&& inputs, std::optional<error>&& bad,
                     const call_options& options) {
     using value_type = typename Kind::value_type;
     if (bad) return future<value_type>(new ready_future_state<value_type>(std::move(*bad)));
     auto* c = new Kind(std::move(*inputs), this->shared_from_this());
-    submit_or_refuse(*c, options);
+    intake_->submit(*c, options);
     return future<value_type>(c);  // the creation reference goes to the future
   }
 
@@ -194,12 +158,12 @@ class client final : public endpoint<CallIn, CallOut>,
       return;
     }
     auto* c = new Kind(std::move(*inputs), this->shared_from_this(), std::forward<Callback>(done));
-    submit_or_refuse(*c, options);
-    c->release();  // the server's references keep it until it completes
+    intake_->submit(*c, options);
+    c->release();  // the intake's references keep it until it completes
   }
 
   std::shared_ptr<const definition> def_;
-  std::shared_ptr<core> core_;
+  std::shared_ptr<intake<In, Out>> intake_;
 };
 
 }  // namespace batch_serving::detail

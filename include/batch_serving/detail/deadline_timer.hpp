@@ -11,10 +11,11 @@
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
-#include <mutex>
 #include <vector>
 
 #include "batch_serving/detail/call.hpp"
+#include "batch_serving/detail/mutex.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
 
 namespace batch_serving::detail {
 
@@ -30,29 +31,29 @@ class deadline_timer {
 
   // Takes a reference to `c` (which has a deadline) until its deadline
   // passes or it is pruned. Thread-safe; never blocks on the timer's work.
-  void watch(call_base& c);
+  void watch(call_base& c) BATCH_SERVING_EXCLUDES(mu_);
 
   // The timer thread's body; returns after request_stop().
-  void run();
+  void run() BATCH_SERVING_EXCLUDES(mu_);
 
   // Makes run() return soon and releases every watched call. Thread-safe,
   // idempotent; may be called from run()'s own on_deadline.
-  void request_stop() noexcept;
+  void request_stop() noexcept BATCH_SERVING_EXCLUDES(mu_);
 
  private:
   struct entry {
     clock::time_point deadline;
     call_base* target;
   };
-  // Removes entries of finished calls into `released`. Requires mu_.
-  void prune(std::vector<call_base*>& released);
+  // Removes entries of finished calls into `released`.
+  void prune(std::vector<call_base*>& released) BATCH_SERVING_REQUIRES(mu_);
 
   const std::function<void(call_base&)> on_deadline_;
-  std::mutex mu_;
+  mutex mu_;
   std::condition_variable wake_;
-  std::vector<entry> heap_;            // min-heap by deadline; guarded by mu_
-  std::size_t prune_at_;               // heap size that triggers pruning; guarded by mu_
-  bool stopping_ = false;              // guarded by mu_
+  std::vector<entry> heap_ BATCH_SERVING_GUARDED_BY(mu_);  // min-heap by deadline
+  std::size_t prune_at_ BATCH_SERVING_GUARDED_BY(mu_);     // heap size that triggers pruning
+  bool stopping_ BATCH_SERVING_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace batch_serving::detail

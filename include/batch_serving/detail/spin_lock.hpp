@@ -7,12 +7,13 @@
 #include <thread>
 
 #include "batch_serving/detail/cpu_relax.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
 
 namespace batch_serving::detail {
 
-class spin_lock {
+class BATCH_SERVING_CAPABILITY("spin lock") spin_lock {
  public:
-  void lock() noexcept {
+  void lock() noexcept BATCH_SERVING_ACQUIRE() {
     for (unsigned spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
       while (locked_.load(std::memory_order_relaxed)) {
         if (spins++ < 64) {
@@ -23,7 +24,9 @@ class spin_lock {
       }
     }
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  void unlock() noexcept BATCH_SERVING_RELEASE() {
+    locked_.store(false, std::memory_order_release);
+  }
 
  private:
   std::atomic<bool> locked_{false};

@@ -5,16 +5,19 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <span>
 #include <utility>
 #include <vector>
 
+#include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/call_kinds.hpp"
+#include "batch_serving/detail/mutex.hpp"
 #include "batch_serving/detail/serving_definition.hpp"
+#include "batch_serving/detail/stream_state.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
 #include "batch_serving/event.hpp"
-#include "batch_serving/event_stream.hpp"
 
 namespace batch_serving::detail {
 
@@ -31,11 +34,12 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
       : owned_inputs_call<In, Out, Many>(std::move(inputs)),
         def_(std::move(def)),
         on_event_(std::move(on_event)) {}
+  ~stream_call() override { this->stop_cancelling(); }
 
   std::optional<event<CallOut>> next() override {
-    std::unique_lock lock(mu_);
+    unique_lock lock(mu_);
     if (reader_done_) return std::nullopt;
-    ready_.wait(lock, [&] { return !events_.empty(); });
+    while (events_.empty()) ready_.wait(lock.native());
     raw_event raw = std::move(events_.front());
     events_.pop_front();
     if (raw.kind == event_kind::end || raw.kind == event_kind::error) reader_done_ = true;
@@ -43,7 +47,7 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
     lock.unlock();
     auto ev = to_event(std::move(raw));
     if (ev.kind() == event_kind::error) {
-      std::lock_guard again(mu_);
+      lock_guard again(mu_);
       reader_done_ = true;
     }
     return ev;
@@ -51,7 +55,7 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
 
   void abandon() noexcept override {
     {
-      std::lock_guard lock(mu_);
+      lock_guard lock(mu_);
       abandoned_ = true;
       events_.clear();
     }
@@ -63,14 +67,14 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
   bool has_callback() const noexcept { return static_cast<bool>(on_event_); }
 
  protected:
-  void accept(std::span<Out> outputs) override {
+  void accept(std::span<Out> outputs) override BATCH_SERVING_REQUIRES(this->lock_) {
     raw_event raw{event_kind::batch, {}, {}, std::nullopt};
     raw.outputs.reserve(outputs.size());
     for (auto& out : outputs) raw.outputs.push_back(std::move(out));
     push(std::move(raw));
   }
 
-  void accept_hook(hook_slice&& hook) override {
+  void accept_hook(hook_slice&& hook) override BATCH_SERVING_REQUIRES(this->lock_) {
     push(raw_event{event_kind::hook, {}, std::move(hook), std::nullopt});
   }
 
@@ -94,7 +98,7 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
   };
 
   void push(raw_event&& raw) {
-    std::lock_guard lock(mu_);
+    lock_guard lock(mu_);
     if (!abandoned_) events_.push_back(std::move(raw));
   }
 
@@ -127,7 +131,7 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
   // Runs the callback for queued events, in order, one thread at a time:
   // whoever finds the pump idle drains the queue; others leave their events.
   void pump() noexcept {
-    std::unique_lock lock(mu_);
+    unique_lock lock(mu_);
     if (pumping_) return;
     pumping_ = true;
     while (!events_.empty()) {
@@ -143,12 +147,12 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
   std::shared_ptr<const definition> def_;
   callback on_event_;
 
-  std::mutex mu_;
+  mutex mu_;
   std::condition_variable ready_;  // pull: events_ became non-empty
-  std::deque<raw_event> events_;   // guarded by mu_
-  bool abandoned_ = false;         // guarded by mu_
-  bool reader_done_ = false;       // guarded by mu_
-  bool pumping_ = false;           // guarded by mu_
+  std::deque<raw_event> events_ BATCH_SERVING_GUARDED_BY(mu_);
+  bool abandoned_ BATCH_SERVING_GUARDED_BY(mu_) = false;
+  bool reader_done_ BATCH_SERVING_GUARDED_BY(mu_) = false;
+  bool pumping_ BATCH_SERVING_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace batch_serving::detail

@@ -1,0 +1,35 @@
+// Server options after defaults were applied and values validated: what the
+// engine runs with.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "batch_serving/detail/call.hpp"
+#include "batch_serving/detail/observer.hpp"
+#include "batch_serving/server_options.hpp"
+
+namespace batch_serving::detail {
+
+struct core_options {
+  std::string name;
+  std::size_t batch_size = 1;
+  clock::duration batch_timeout{};
+  std::size_t partitions = 1;
+  std::size_t max_queue = SIZE_MAX;  // SIZE_MAX: unbounded
+  std::optional<clock::duration> default_timeout;
+  bool isolate_failures = false;
+  clock::duration shutdown_timeout{};
+  // Reported to besides the server's own counters (metrics, telemetry).
+  std::shared_ptr<observer> extra_observer;
+};
+
+// Validates `options`, applies defaults; throws serving_error
+// (invalid_argument) naming the field.
+core_options resolve_options(const server_options& options,
+                             std::optional<std::size_t> serving_batch_size);
+
+}  // namespace batch_serving::detail

@@ -1,0 +1,166 @@
+// Execution: one partition running batches. Given the slices the queue took,
+// it moves their inputs into one contiguous batch, runs the batch function,
+// and answers every slice: its outputs, or the error. It knows nothing of the
+// queue or its lock (it runs with none held), and reports what it did
+// through an execution_observer.
+//
+// Failure isolation (isolate_failures): a failed execution with slices of
+// several calls is run again in halves, recursively; only slices that fail
+// on their own get execution_failed.
+//
+// Hooks (streaming servings): what the batch function emits while it runs is
+// routed to the slices, each its own entries, in order with its outputs.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "batch_serving/detail/batch.hpp"
+#include "batch_serving/detail/batch_handler.hpp"
+#include "batch_serving/detail/call.hpp"
+#include "batch_serving/detail/hook_payload.hpp"
+#include "batch_serving/detail/observer.hpp"
+#include "batch_serving/error.hpp"
+#include "batch_serving/execution_context.hpp"
+
+namespace batch_serving::detail {
+
+template <class In, class Out>
+class execution {
+ public:
+  // `hooks`: the hook names a streaming serving declared (may be empty).
+  // All references must outlive the execution. Not thread-safe: one
+  // partition's thread uses it.
+  execution(batch_handler<In, Out>& handler, const partition_info& where,
+            const std::vector<std::string>& hooks, bool isolate_failures,
+            execution_observer& observer)
+      : handler_(handler),
+        where_(where),
+        hooks_(hooks),
+        isolate_failures_(isolate_failures),
+        observer_(observer) {}
+
+  // Runs the batch function on the slices' items (moved out of their calls)
+  // and answers each slice; completes the calls this finishes. Blocks for
+  // the batch function; reuses its buffers (no allocation once they grew).
+  void run(std::span<const slice<In, Out>> slices) {
+    inputs_.clear();
+    for (const auto& s : slices) {
+      for (auto& item : s.target->inputs().subspan(s.offset, s.length)) {
+        inputs_.push_back(std::move(item));
+      }
+    }
+    hook_router hooks(hooks_, slices);
+    const std::optional<error> failure =
+        run_once(inputs_, hooks_.empty() ? nullptr : &hooks, /*rerun=*/false);
+    if (!failure) {
+      deliver(slices);
+    } else if (isolate_failures_ && slices.size() > 1) {
+      isolate(inputs_, slices, *failure);
+    } else {
+      fail(slices, *failure);
+    }
+  }
+
+ private:
+  // One run of the batch function on `inputs`, reported.
+  std::optional<error> run_once(std::span<const In> inputs, hook_sink* hooks, bool rerun) {
+    execution_context ctx(where_, inputs.size(), hooks);
+    outputs_.clear();
+    std::optional<error> failure = run_batch(handler_, inputs, ctx, outputs_);
+    observer_.execution_ran({inputs.size(), failure.has_value(), rerun});
+    return failure;
+  }
+
+  // `slices`, whose items are `inputs`, failed together with `failure`: runs
+  // each half again, recursively, until every slice either got its results
+  // or failed on its own.
+  void isolate(std::span<const In> inputs, std::span<const slice<In, Out>> slices,
+               const error& failure) {
+    if (slices.size() == 1) {
+      fail(slices, failure);
+      return;
+    }
+    // Cut at the slice boundary nearest half the items, one slice at least on each side.
+    std::size_t cut = 1;
+    std::size_t left_items = slices[0].length;
+    while (cut + 1 < slices.size() && 2 * (left_items + slices[cut].length) <= inputs.size()) {
+      left_items += slices[cut].length;
+      ++cut;
+    }
+    const std::span<const In> halves_inputs[] = {inputs.first(left_items),
+                                                 inputs.subspan(left_items)};
+    const std::span<const slice<In, Out>> halves[] = {slices.first(cut), slices.subspan(cut)};
+    for (int h = 0; h < 2; ++h) {
+      const std::optional<error> half_failure = run_once(halves_inputs[h], nullptr, /*rerun=*/true);
+      if (half_failure) {
+        isolate(halves_inputs[h], halves[h], *half_failure);
+      } else {
+        observer_.calls_isolated(halves[h].size());
+        deliver(halves[h]);
+      }
+    }
+  }
+
+  // Hands each slice its outputs, in order; completes the calls this finished.
+  void deliver(std::span<const slice<In, Out>> slices) {
+    std::size_t at = 0;
+    for (const auto& s : slices) {
+      const bool finished =
+          s.target->deliver(s.offset, std::span<Out>(outputs_).subspan(at, s.length));
+      at += s.length;
+      s.target->after_delivery();
+      if (finished) {
+        // A stream's ordered failure may finish it here.
+        if (s.target->failed()) observer_.call_ended(errc::execution_failed);
+        s.target->complete();
+      }
+    }
+  }
+
+  void fail(std::span<const slice<In, Out>> slices, const error& failure) {
+    for (const auto& s : slices) {
+      const bool finished = s.target->fail_slice(s.offset, failure);
+      s.target->after_delivery();
+      if (finished) {
+        observer_.call_ended(errc::execution_failed);
+        s.target->complete();
+      }
+    }
+  }
+
+  // Routes an execution's emitted hooks to its slices, each its own entries.
+  class hook_router final : public hook_sink {
+   public:
+    hook_router(const std::vector<std::string>& declared, std::span<const slice<In, Out>> slices)
+        : declared_(declared), slices_(slices) {}
+    void emit(std::string_view hook, const hook_payload& payload) override {
+      const std::string& name = find_declared_hook(declared_, hook);
+      std::size_t at = 0;
+      for (const auto& s : slices_) {
+        s.target->deliver_hook(s.offset, hook_slice::of(name, payload, at, s.length));
+        s.target->after_delivery();
+        at += s.length;
+      }
+    }
+
+   private:
+    const std::vector<std::string>& declared_;
+    std::span<const slice<In, Out>> slices_;
+  };
+
+  batch_handler<In, Out>& handler_;
+  const partition_info& where_;
+  const std::vector<std::string>& hooks_;
+  const bool isolate_failures_;
+  execution_observer& observer_;
+  std::vector<In> inputs_;
+  std::vector<Out> outputs_;
+};
+
+}  // namespace batch_serving::detail

@@ -1,0 +1,73 @@
+// What every kind of server shares: the name, start-up, shutdown, stats.
+// Owns the engine (its lifecycle) and the client callers go through (which
+// knows the engine only as an intake).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "batch_serving/detail/registry.hpp"
+#include "batch_serving/error.hpp"
+#include "batch_serving/server_stats.hpp"
+
+namespace batch_serving::detail {
+
+template <class Engine, class Client>
+class server_handle {
+ public:
+  server_handle(server_handle&&) noexcept = default;
+  server_handle& operator=(server_handle&&) = delete;
+  server_handle(const server_handle&) = delete;
+  server_handle& operator=(const server_handle&) = delete;
+
+  // Performs stop().
+  ~server_handle() { stop(); }
+
+  // Shuts down as server.hpp describes: refuses new calls, drains, answers
+  // the rest shutting_down. Blocks up to shutdown_timeout (returns at once
+  // from the server's own threads and from completion callbacks).
+  // Idempotent and thread-safe; allocates only the shutdown error message.
+  void stop() noexcept {
+    if (!engine_) return;
+    const std::string& name = engine_->options().name;
+    if (!name.empty()) unregister_endpoint(name, client_.get());
+    engine_->stop();
+  }
+
+  // A snapshot of the counters (server_stats.hpp). Thread-safe, lock-free,
+  // never allocates.
+  server_stats stats() const { return engine_->stats(); }
+  // The options the server runs with. Thread-safe, never block or allocate.
+  const std::string& name() const noexcept { return engine_->options().name; }
+  std::size_t batch_size() const noexcept { return engine_->options().batch_size; }
+  std::size_t partitions() const noexcept { return engine_->options().partitions; }
+
+ protected:
+  // Takes the engine's name (if any) for `client`, then starts the engine.
+  // Throws serving_error(invalid_argument) if the name is taken; rethrows
+  // what a partition's init threw, releasing the name first.
+  server_handle(std::shared_ptr<Engine> engine, std::shared_ptr<Client> client)
+      : engine_(std::move(engine)), client_(std::move(client)) {
+    const std::string& name = engine_->options().name;
+    if (!name.empty() && !register_endpoint(name, client_)) {
+      throw serving_error(errc::invalid_argument,
+                          "a server named '" + name + "' is already running");
+    }
+    try {
+      engine_->start();
+    } catch (...) {
+      if (!name.empty()) unregister_endpoint(name, client_.get());
+      throw;
+    }
+  }
+
+  Client& client() const noexcept { return *client_; }
+
+ private:
+  std::shared_ptr<Engine> engine_;
+  std::shared_ptr<Client> client_;
+};
+
+}  // namespace batch_serving::detail

@@ -1,5 +1,6 @@
 // Dispatch by name through the process-wide registry: every dispatch form,
-// unknown and stopped names, wrong element types, and name ownership.
+// plain and streaming, unknown and stopped names, wrong element types, and
+// name ownership.
 //
 // Tests in this binary share the registry: each uses names derived from its
 // own test name.
@@ -25,6 +26,8 @@
 #include "batch_serving/result.hpp"
 #include "batch_serving/server.hpp"
 #include "batch_serving/serving.hpp"
+#include "batch_serving/streaming.hpp"
+#include "batch_serving/streaming_server.hpp"
 
 #include "support/callback_record.hpp"
 
@@ -547,4 +550,97 @@ TEST(RegistryTest, ACallbackMayDispatchByNameToAnotherServer) {
   outer_done.wait();
   rec.done.wait();
   EXPECT_EQ(rec.only().value(), 1009);
+}
+
+// ---- streaming servers by name ---------------------------------------------
+
+namespace {
+bs::streaming_serving<int, int> streaming_squares() { return squares().streaming({}); }
+
+std::vector<int> values_of(bs::event_stream<int> stream) {
+  auto all = stream.collect();
+  return all.ok() ? *all : std::vector<int>{};
+}
+}  // namespace
+
+TEST(RegistryTest, DispatchStreamByNameReachesANamedStreamingServer) {
+  const auto name = unique_name();
+  bs::server srv(streaming_squares(), named(name));
+  EXPECT_EQ(values_of(bs::dispatch_stream<int, int>(name, 3)), (std::vector<int>{9}));
+  EXPECT_EQ(values_of(bs::dispatch_many_stream<int, int>(name, {1, 2, 3})),
+            (std::vector<int>{1, 4, 9}));
+  const std::vector<int> items{4, 5};
+  EXPECT_EQ(values_of(bs::dispatch_many_stream<int, int>(name, std::span<const int>(items))),
+            (std::vector<int>{16, 25}));
+}
+
+TEST(RegistryTest, DispatchStreamByNameCallbackFormsEndWithAnEndEvent) {
+  const auto name = unique_name();
+  bs::server srv(streaming_squares(), named(name));
+  std::mutex mu;
+  std::vector<int> values;
+  gate ended;
+  auto on_event = [&](bs::event<int> ev) {
+    std::lock_guard lock(mu);
+    if (ev.kind() == bs::event_kind::item) values.push_back(ev.item());
+    if (ev.kind() == bs::event_kind::batch)
+      values.insert(values.end(), ev.batch().begin(), ev.batch().end());
+    if (ev.kind() == bs::event_kind::end) ended.open();
+  };
+  bs::dispatch_stream_async<int, int>(name, 2, on_event);
+  ended.wait();
+  gate ended_many;
+  const std::vector<int> items{3, 4};
+  bs::dispatch_many_stream_async<int, int>(name, items, {}, [&](bs::event<int> ev) {
+    on_event(ev);
+    if (ev.kind() == bs::event_kind::end) ended_many.open();
+  });
+  ended_many.wait();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(values, (std::vector<int>{4, 9, 16}));
+}
+
+TEST(RegistryTest, DispatchStreamByNameTakesCallOptions) {
+  const auto name = unique_name();
+  bs::server srv(streaming_squares(), named(name));
+  auto late =
+      bs::dispatch_stream<int, int>(name, 3, {.deadline = std::chrono::steady_clock::now()});
+  auto all = late.collect();
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.error().code(), bs::errc::timeout);
+}
+
+TEST(RegistryTest, APlainDispatchToAStreamingServerIsInvalidArgumentNamingBoth) {
+  const auto name = unique_name();
+  bs::server srv(streaming_squares(), named(name));
+  auto r = bs::dispatch<int, int>(name, 3);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), bs::errc::invalid_argument);
+  EXPECT_TRUE(contains(r.error().message(), "serves int -> int (streaming)"));
+  EXPECT_TRUE(contains(r.error().message(), "made for int -> int"));
+}
+
+TEST(RegistryTest, AStreamDispatchToAPlainServerIsInvalidArgumentNamingBoth) {
+  const auto name = unique_name();
+  bs::server srv(squares(), named(name));
+  auto all = bs::dispatch_stream<int, int>(name, 3).collect();
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.error().code(), bs::errc::invalid_argument);
+  EXPECT_TRUE(contains(all.error().message(), "serves int -> int, but"));
+  EXPECT_TRUE(contains(all.error().message(), "made for int -> int (streaming)"));
+}
+
+TEST(RegistryTest, AnUnknownNameIsANoServingErrorEventForStreamsAnsweredInThisThread) {
+  const auto name = unique_name();
+  auto all = bs::dispatch_stream<int, int>(name, 3).collect();
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.error().code(), bs::errc::no_serving);
+  std::thread::id ran_on;
+  bs::errc code{};
+  bs::dispatch_stream_async<int, int>(name, 3, [&](bs::event<int> ev) {
+    ran_on = std::this_thread::get_id();
+    if (ev.kind() == bs::event_kind::error) code = ev.error().code();
+  });
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(code, bs::errc::no_serving);
 }

@@ -618,6 +618,7 @@ TEST(RegistryTest, APlainDispatchToAStreamingServerIsInvalidArgumentNamingBoth) 
   EXPECT_EQ(r.error().code(), bs::errc::invalid_argument);
   EXPECT_TRUE(contains(r.error().message(), "serves int -> int (streaming)"));
   EXPECT_TRUE(contains(r.error().message(), "made for int -> int"));
+  EXPECT_TRUE(contains(r.error().message(), "with dispatch_stream"));
 }
 
 TEST(RegistryTest, AStreamDispatchToAPlainServerIsInvalidArgumentNamingBoth) {
@@ -628,6 +629,7 @@ TEST(RegistryTest, AStreamDispatchToAPlainServerIsInvalidArgumentNamingBoth) {
   EXPECT_EQ(all.error().code(), bs::errc::invalid_argument);
   EXPECT_TRUE(contains(all.error().message(), "serves int -> int, but"));
   EXPECT_TRUE(contains(all.error().message(), "made for int -> int (streaming)"));
+  EXPECT_TRUE(contains(all.error().message(), "with dispatch)"));
 }
 
 TEST(RegistryTest, AnUnknownNameIsANoServingErrorEventForStreamsAnsweredInThisThread) {

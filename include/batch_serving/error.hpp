@@ -43,10 +43,12 @@ enum class errc {
   cancelled,
 };
 
-// The code's name as written above, e.g. "execution_failed".
+// The code's name as written above, e.g. "execution_failed". Never blocks
+// or allocates.
 std::string_view to_string(errc code) noexcept;
 
-// A failed call's answer: a code and a message for humans.
+// A failed call's answer: a code and a message for humans. A value type;
+// const members are thread-safe; to_string() allocates.
 class error {
  public:
   error(errc code, std::string message) : code_(code), message_(std::move(message)) {}

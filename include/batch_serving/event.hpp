@@ -33,6 +33,10 @@ enum class event_kind {
   end,    // the stream finished (seen by callbacks; iteration just stops)
 };
 
+// A value like any other: not thread-safe to share while one thread moves
+// from it; const members never block or allocate (payload<P>() allocates
+// only the message of the error it throws). Streams make events; callers
+// read them (the make_ functions are for the library).
 template <class T>
 class event {
  public:

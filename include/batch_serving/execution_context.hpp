@@ -44,7 +44,7 @@ struct partition_info {
 };
 
 // Told to the batch function at each execution. Not thread-safe; valid only
-// during the call it was passed to.
+// during the call it was passed to. The accessors never block or allocate.
 class execution_context {
  public:
   execution_context(const partition_info& where, std::size_t size,
@@ -62,7 +62,8 @@ class execution_context {
   // read them with event::payload<T>(). Throws serving_error
   // (invalid_argument) if the serving did not declare `hook` or the payload
   // has the wrong length; uncaught, that fails the execution.
-  // Allocates once per call (the payload is shared by all callers).
+  // Allocates once per call (the payload is shared by all callers); the
+  // events reach the callers' streams before emit returns.
   template <class T>
   void emit(std::string_view hook, std::vector<T> payload) {
     static_assert(!std::is_same_v<T, bool>, "use std::vector<char> or a struct, not vector<bool>");

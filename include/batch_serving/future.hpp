@@ -17,7 +17,8 @@
 namespace batch_serving {
 
 // Move-only. Not thread-safe: one thread uses a future at a time (it may be
-// moved to another thread). get() may be called once. No member allocates.
+// moved to another thread). get() may be called once. No member allocates,
+// except what get()'s map_results makes.
 template <class T>
 class [[nodiscard]] future {
  public:

@@ -18,6 +18,8 @@
 
 namespace batch_serving {
 
+// A value type: as thread-safe as T (const access from several threads is
+// fine). No member blocks; value() allocates only the exception it throws.
 template <class T>
 class [[nodiscard]] result {
   static_assert(!std::is_same_v<std::remove_cv_t<T>, batch_serving::error>,

@@ -146,7 +146,9 @@ class engine final : public intake<In, Out>,
     }
     // Armed before the call is queued, so that a stop requested from now on
     // always finds it; one that fires right here answers it before it is.
-    c.cancel_on(call_opts.stop_token, this->shared_from_this());
+    if (call_opts.stop_token.stop_possible()) {
+      c.cancel_on(call_opts.stop_token, this->shared_from_this());
+    }
     bool wake = false;
     std::optional<error> refused;
     std::optional<std::size_t> overloaded_at;  // items queued when the call was refused

@@ -30,9 +30,17 @@ result<std::shared_ptr<Endpoint>> find_typed_endpoint(std::string_view name, boo
   }
   auto typed = std::dynamic_pointer_cast<Endpoint>(found);
   if (typed == nullptr) {
+    const bool found_streaming =
+        dynamic_cast<const stream_endpoint<CallIn, CallOut>*>(found.get()) != nullptr;
+    const char* hint = "";
+    if (found_streaming && !streaming) hint = " (reach a streaming server with dispatch_stream)";
+    if (!found_streaming && streaming &&
+        dynamic_cast<const endpoint<CallIn, CallOut>*>(found.get())) {
+      hint = " (reach a plain server with dispatch)";
+    }
     return error(errc::invalid_argument, "server '" + std::string(name) + "' serves " +
                                              found->signature() + ", but this call was made for " +
-                                             signature_of<CallIn, CallOut>(streaming));
+                                             signature_of<CallIn, CallOut>(streaming) + hint);
   }
   return typed;
 }

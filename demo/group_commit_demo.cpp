@@ -528,7 +528,9 @@ std::string with_commas(std::uint64_t n) {
   return out;
 }
 
-double rate(std::size_t rows, double seconds) { return seconds > 0 ? rows / seconds : 0.0; }
+double rate(std::size_t rows, double seconds) {
+  return seconds > 0 ? static_cast<double>(rows) / seconds : 0.0;
+}
 
 void print_phase(const char* label, std::size_t rows, double seconds, const char* suffix) {
   std::printf("%-28s: %8s rows in %5.2f s -> %8s rows/s%s\n", label, with_commas(rows).c_str(),

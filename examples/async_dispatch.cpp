@@ -4,13 +4,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <latch>
 #include <span>
 #include <vector>
 
 namespace bs = batch_serving;
 
-int main() {
+int main() try {
   bs::serving<int, int> doubler([](std::span<const int> xs) {
     std::vector<int> out;
     for (int x : xs) out.push_back(2 * x);
@@ -39,4 +40,7 @@ int main() {
               callback_sum.load(), static_cast<unsigned long long>(srv.stats().executions),
               srv.stats().mean_batch());
   return sum == 999000 && callback_sum == 999000 ? 0 : 1;
+} catch (const std::exception& e) {  // e.g. serving_error from result::value()
+  std::printf("FAILED: %s\n", e.what());
+  return 1;
 }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <span>
 #include <string>
 #include <thread>
@@ -38,7 +39,7 @@ class shouting_connection {
   int batches_ = 0;  // no lock needed: one execution at a time per partition
 };
 
-int main() {
+int main() try {
   auto serving = bs::serving<std::string, std::string>::from_module<shouting_connection>("!");
 
   // Inline, in this thread: a fresh module instance for the run, partition 0.
@@ -55,4 +56,7 @@ int main() {
     });
   }
   for (auto& t : callers) t.join();
+} catch (const std::exception& e) {  // e.g. serving_error from result::value()
+  std::printf("FAILED: %s\n", e.what());
+  return 1;
 }

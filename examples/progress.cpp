@@ -283,7 +283,7 @@ bool parse_options(int argc, char** argv, options& opts) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       usage(argv[0]);
-      std::exit(0);
+      std::exit(0);  // NOLINT(concurrency-mt-unsafe): option parsing, before any thread starts
     }
     long long v = 0;
     if (arg == "--chunks" && i + 1 < argc && parse_count(argv[i + 1], 10'000'000, v) && v > 0) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <span>
 #include <stdexcept>
 #include <thread>
@@ -11,7 +12,7 @@
 
 namespace bs = batch_serving;
 
-int main() {
+int main() try {
   // 1) Define and start a serving.
   bs::serving<int, int> squares([](std::span<const int> xs) {
     std::vector<int> out;
@@ -49,4 +50,7 @@ int main() {
   std::printf("20 concurrent callers: results[19] = %d, %llu executions (mean batch %.1f)\n",
               results[19], static_cast<unsigned long long>(stats.executions), stats.mean_batch());
   return results[19] == 361 ? 0 : 1;
+} catch (const std::exception& e) {  // e.g. serving_error from result::value()
+  std::printf("FAILED: %s\n", e.what());
+  return 1;
 }

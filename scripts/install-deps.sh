@@ -12,6 +12,8 @@ packages=(
   libsqlite3-dev
   pkg-config
   libeigen3-dev
+  clang
+  clang-tidy
 )
 
 # The format check needs clang-format 16 or later (.clang-format uses options

@@ -259,7 +259,7 @@ TEST(OverloadTest, TenTimesCapacityStaysBoundedAndRefusesAtOnce) {
   // per submitter on their way in.
   const std::int64_t live_bound =
       live_before + static_cast<std::int64_t>(max_queue + 3 * batch_size * partitions) +
-      8 * submitters;
+      8 * static_cast<std::int64_t>(submitters);
 
   std::printf(
       "overload: %.1f s, offered %.0f calls/s, capacity %.0f items/s (%.1fx), %llu admitted, "

@@ -124,6 +124,7 @@ stress_options& options() {
 }
 
 std::optional<std::string> env(const char* name) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): only main() calls it, before any thread starts
   const char* value = std::getenv(name);
   if (value == nullptr || *value == '\0') return std::nullopt;
   return std::string(value);
@@ -1135,7 +1136,7 @@ bool parse_number(const char* arg, const char* name, double& out) {
   out = std::strtod(arg + len + 1, &end);
   if (end == arg + len + 1 || *end != '\0' || out < 0) {
     std::fprintf(stderr, "stress_test: bad value in '%s'\n", arg);
-    std::exit(2);
+    std::exit(2);  // NOLINT(concurrency-mt-unsafe): option parsing, before any thread starts
   }
   return true;
 }

@@ -29,8 +29,9 @@ class [[nodiscard]] result {
   using value_type = T;
 
   result(T value)
-      : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
-  result(batch_serving::error e) : state_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
+      : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  result(batch_serving::error e)  // NOLINT(google-explicit-constructor)
+      : state_(std::in_place_index<1>, std::move(e)) {}
 
   bool ok() const noexcept { return state_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }

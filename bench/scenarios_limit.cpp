@@ -3,8 +3,14 @@
 // Two threads ping-pong a turn for the configured duration:
 //   condvar      std::mutex + std::condition_variable (what naive_batcher uses)
 //   atomic_wait  std::atomic<int>::wait / notify_one (futex-based in libstdc++)
+//   spin         both threads spin on one atomic (pause between loads): the
+//                cache-line hand-off, the floor of any hand-off that does not sleep
 // round_trip_ns is the mean round trip (duration / round trips); p50_us and
 // p99_us are the percentiles of individually timed round trips.
+// Two more rows time what spinning and the hot path are counted in:
+//   pause        ns_per_op: one pause instruction (cpu_relax)
+//   clock_now    ns_per_op: one std::chrono::steady_clock::now()
+// Hosts differ by up to 10x in all of these; read other figures against them.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "batch_serving/detail/cpu_relax.hpp"
 #include "latency.hpp"
 #include "scenarios.hpp"
 #include "workload.hpp"
@@ -119,6 +126,49 @@ ping_pong_result measure_atomic_wait(const config& cfg) {
   return time_round_trips(cfg.warmup(), cfg.duration, round_trip, finish);
 }
 
+ping_pong_result measure_spin(const config& cfg) {
+  std::atomic<int> turn{0};  // 0: pinger's, 1: ponger's, 2: stop
+  std::thread ponger([&] {
+    while (true) {
+      int t = 0;
+      while ((t = turn.load(std::memory_order_acquire)) == 0) batch_serving::detail::cpu_relax();
+      if (t == 2) return;
+      turn.store(0, std::memory_order_release);
+    }
+  });
+  const auto round_trip = [&] {
+    turn.store(1, std::memory_order_release);
+    while (turn.load(std::memory_order_acquire) != 0) batch_serving::detail::cpu_relax();
+  };
+  const auto finish = [&] {
+    turn.store(2, std::memory_order_release);
+    ponger.join();
+  };
+  return time_round_trips(cfg.warmup(), cfg.duration, round_trip, finish);
+}
+
+// Mean ns of `op` over enough repetitions to take about 20 ms.
+template <class Op>
+double ns_per_op(Op op) {
+  constexpr int batch = 4096;
+  std::uint64_t done = 0;
+  const auto start = clock::now();
+  auto now = start;
+  while (now - start < std::chrono::milliseconds(20)) {
+    for (int i = 0; i < batch; ++i) op();
+    done += batch;
+    now = clock::now();
+  }
+  return std::chrono::duration<double, std::nano>(now - start).count() / static_cast<double>(done);
+}
+
+row cost_row(const char* impl, std::vector<std::optional<double>> costs) {
+  row out = make_row("limit", impl, std::nullopt, std::nullopt, std::nullopt, measurement{},
+                     static_cast<int>(costs.size()));
+  out.extra.emplace_back("ns_per_op", median(costs));
+  return out;
+}
+
 row to_row(const char* impl, const std::vector<ping_pong_result>& runs) {
   std::vector<measurement> figures;
   std::vector<std::optional<double>> round_trips;
@@ -135,17 +185,29 @@ row to_row(const char* impl, const std::vector<ping_pong_result>& runs) {
 }  // namespace
 
 void run_limit(const config& cfg, reporter& out) {
-  progress(cfg, "limit: condvar and atomic wait ping-pong");
+  progress(cfg, "limit: condvar, atomic wait and spin ping-pong; pause and clock costs");
   std::vector<ping_pong_result> condvar;
   std::vector<ping_pong_result> atomic_wait;
+  std::vector<ping_pong_result> spin;
+  std::vector<std::optional<double>> pause;
+  std::vector<std::optional<double>> clock_now;
   for (int run = 0; run < cfg.runs; ++run) {
     const auto [a, b] = side_by_side(
         run, [&] { return measure_condvar(cfg); }, [&] { return measure_atomic_wait(cfg); });
     condvar.push_back(a);
     atomic_wait.push_back(b);
+    spin.push_back(measure_spin(cfg));
+    pause.push_back(ns_per_op([] { batch_serving::detail::cpu_relax(); }));
+    clock_now.push_back(ns_per_op([] {
+      const auto t = clock::now();
+      asm volatile("" : : "r"(&t) : "memory");  // keep the read
+    }));
   }
   out.add(to_row("condvar", condvar));
   out.add(to_row("atomic_wait", atomic_wait));
+  out.add(to_row("spin", spin));
+  out.add(cost_row("pause", pause));
+  out.add(cost_row("clock_now", clock_now));
 }
 
 }  // namespace bench

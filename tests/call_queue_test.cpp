@@ -34,6 +34,13 @@ std::vector<placed> slices_of(const batch_t& b) {
   return out;
 }
 
+// Empties the queue, giving back the references it held.
+void release_queued(queue_t& q) {
+  std::vector<detail::call<int, int>*> all;
+  q.take_all(all);
+  for (auto* call : all) call->release();
+}
+
 // Gives back the references the batch's slices and lists hold.
 void release_all(batch_t& b) {
   for (const auto& s : b.slices) s.target->release();
@@ -133,9 +140,7 @@ TEST(CallQueueTest, PushAsksForAWakeWhenTheQueueWasEmptyOrABatchFilled) {
   EXPECT_TRUE(q.push(*c, t0));   // a full batch
   EXPECT_TRUE(q.has_full_batch());
   EXPECT_TRUE(q.push(*d, t0));  // still full
-  std::vector<detail::call<int, int>*> all;
-  q.take_all(all);
-  for (auto* call : all) call->release();
+  release_queued(q);
 }
 
 TEST(CallQueueTest, ABatchIsDueBatchTimeoutAfterItsFirstItemArrived) {
@@ -146,9 +151,7 @@ TEST(CallQueueTest, ABatchIsDueBatchTimeoutAfterItsFirstItemArrived) {
   EXPECT_FALSE(q.has_full_batch());
   EXPECT_EQ(q.next_due(), t0 + 5ms);
   EXPECT_EQ(q.next_wake(), t0 + 5ms);
-  std::vector<detail::call<int, int>*> all;
-  q.take_all(all);
-  for (auto* call : all) call->release();
+  release_queued(q);
 }
 
 TEST(CallQueueTest, ItemsLeftBehindAFullBatchStartAWindowWhenItLeaves) {
@@ -184,9 +187,7 @@ TEST(CallQueueTest, ANewHeadInheritsTheWindowOfARemovedHead) {
   ASSERT_TRUE(q.remove(*a));
   a->release();  // the queue's reference came back with it
   EXPECT_EQ(q.next_due(), t0 + 5ms);
-  std::vector<detail::call<int, int>*> all;
-  q.take_all(all);
-  for (auto* call : all) call->release();
+  release_queued(q);
 }
 
 TEST(CallQueueTest, ARemovedCallLeavesRoomAndNeverRuns) {
@@ -244,9 +245,7 @@ TEST(CallQueueTest, ASleepingPartitionWakesForTheHeadsDeadlineIfItComesFirst) {
   (void)q.push(*a, t0);
   EXPECT_EQ(q.next_due(), t0 + 5ms);
   EXPECT_EQ(q.next_wake(), t0 + 2ms);
-  std::vector<detail::call<int, int>*> all;
-  q.take_all(all);
-  for (auto* call : all) call->release();
+  release_queued(q);
 }
 
 TEST(CallQueueTest, AWindowTooLongForTheClockIsNeverDue) {
@@ -254,9 +253,7 @@ TEST(CallQueueTest, AWindowTooLongForTheClockIsNeverDue) {
   call_handle a({1});
   (void)q.push(*a, t0);
   EXPECT_EQ(q.next_due(), detail::clock::time_point::max());
-  std::vector<detail::call<int, int>*> all;
-  q.take_all(all);
-  for (auto* call : all) call->release();
+  release_queued(q);
 }
 
 TEST(CallQueueTest, TakeAllEmptiesTheQueueInOrderWithItsReferences) {

@@ -35,8 +35,8 @@ class intake : public call_canceller {
   // the caller through `c`'s completion; the intake takes references of its
   // own for as long as it needs the call. Thread-safe; never blocks on
   // executions (it may wait a moment for the queue lock); allocates only on
-  // refusal (the error message) and for a stop_token (the cancellation
-  // block).
+  // refusal (the error message), for a stop_token (the cancellation block)
+  // and when a call with a deadline grows the deadline timer's heap.
   virtual void submit(call<In, Out>& c, const call_options& options) = 0;
 
   // Answers `c` (a call this intake admitted) cancelled unless it finished:

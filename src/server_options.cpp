@@ -1,5 +1,7 @@
+#include <chrono>
 #include <string>
 
+#include "batch_serving/detail/admission.hpp"
 #include "batch_serving/detail/core_options.hpp"
 #include "batch_serving/error.hpp"
 
@@ -16,6 +18,12 @@ core_options resolve_options(const server_options& options,
   resolved.name = options.name;
   resolved.batch_size = options.batch_size.value_or(serving_batch_size.value_or(1));
   if (resolved.batch_size == 0) bad_option("batch_size must be at least 1 (got 0)");
+  if (serving_batch_size && resolved.batch_size > *serving_batch_size) {
+    // The serving promises its batch function executions of at most n items.
+    bad_option("batch_size " + std::to_string(resolved.batch_size) +
+               " is larger than the serving's batch_size(" + std::to_string(*serving_batch_size) +
+               "): its executions may hold at most that many items");
+  }
   if (resolved.batch_size > most_items_per_call) {
     bad_option("batch_size must be at most " + std::to_string(most_items_per_call) + " (got " +
                std::to_string(resolved.batch_size) + ")");
@@ -24,7 +32,7 @@ core_options resolve_options(const server_options& options,
     bad_option("batch_timeout must not be negative (got " +
                std::to_string(options.batch_timeout.count()) + " us)");
   }
-  resolved.batch_timeout = options.batch_timeout;
+  resolved.batch_timeout = saturated(options.batch_timeout);
   if (options.partitions == 0) bad_option("partitions must be at least 1 (got 0)");
   constexpr std::size_t most_partitions = 1024;
   if (options.partitions > most_partitions) {
@@ -41,14 +49,14 @@ core_options resolve_options(const server_options& options,
       bad_option("default_timeout must not be negative (got " +
                  std::to_string(options.default_timeout->count()) + " us)");
     }
-    resolved.default_timeout = *options.default_timeout;
+    resolved.default_timeout = saturated(*options.default_timeout);
   }
   resolved.isolate_failures = options.isolate_failures;
   if (options.shutdown_timeout.count() < 0) {
     bad_option("shutdown_timeout must not be negative (got " +
                std::to_string(options.shutdown_timeout.count()) + " ms)");
   }
-  resolved.shutdown_timeout = options.shutdown_timeout;
+  resolved.shutdown_timeout = saturated(options.shutdown_timeout);
   return resolved;
 }
 

@@ -45,8 +45,14 @@ class [[nodiscard]] event_stream {
 
   // Blocks reading the stream to its end and returns every result in order
   // (batch and item events), or the error that ended it. Hook events are
-  // skipped. Allocates the result vector.
+  // skipped. Allocates the result vector. A stream without a call (moved
+  // from) answers invalid_argument.
   result<std::vector<T>> collect() {
+    if (state_ == nullptr) {
+      return batch_serving::error(errc::invalid_argument,
+                                  "event_stream::collect() on a stream without a call (moved from, "
+                                  "or the callback form's empty handle)");
+    }
     std::vector<T> all;
     while (auto ev = next()) {
       switch (ev->kind()) {

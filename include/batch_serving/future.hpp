@@ -19,6 +19,10 @@ namespace batch_serving {
 // Move-only. Not thread-safe: one thread uses a future at a time (it may be
 // moved to another thread). get() may be called once. No member allocates,
 // except what get()'s map_results makes.
+//
+// A future that is not valid() (default-constructed, moved from, or after
+// get()) holds no call: ready() and the waits return true at once, cancel()
+// returns false, and get() returns invalid_argument saying so.
 template <class T>
 class [[nodiscard]] future {
  public:
@@ -40,16 +44,19 @@ class [[nodiscard]] future {
   bool valid() const noexcept { return state_ != nullptr; }
 
   // True once the answer is there (get() will not block); never blocks.
-  // Requires valid(). Acquire: what the answer's producer wrote is visible.
-  bool ready() const noexcept { return state_->ready(); }
+  // Acquire: what the answer's producer wrote is visible.
+  bool ready() const noexcept { return state_ == nullptr || state_->ready(); }
 
-  // Blocks until ready(): spins a moment, then sleeps. Requires valid().
-  void wait() const noexcept { state_->wait(); }
+  // Blocks until ready(): spins a moment, then sleeps.
+  void wait() const noexcept {
+    if (state_ != nullptr) state_->wait();
+  }
 
   // Blocks until ready() or the time passes; returns ready(). A timeout past
-  // the clock's range waits for the answer. Requires valid().
+  // the clock's range waits for the answer.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
+    if (state_ == nullptr) return true;
     using clock = std::chrono::steady_clock;
     const auto now = clock::now();
     // Saturate: a timeout past the clock's range means "no timeout", not an
@@ -63,22 +70,27 @@ class [[nodiscard]] future {
     }
     return state_->wait_until(now + std::chrono::ceil<clock::duration>(timeout));
   }
-  // Blocks until ready() or `deadline`; returns ready(). Requires valid().
+  // Blocks until ready() or `deadline`; returns ready().
   bool wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
-    return state_->wait_until(deadline);
+    return state_ == nullptr || state_->wait_until(deadline);
   }
 
   // Answers the call cancelled (errc::cancelled) if it has not finished yet:
   // its items still queued never run, results of running ones are discarded.
   // Returns true if this cancelled it, false if it had finished already
   // (then nothing changes). Never blocks on the work (it may wait a moment
-  // for the server's queue lock). Requires valid().
-  bool cancel() noexcept { return state_->cancel(); }
+  // for the server's queue lock).
+  bool cancel() noexcept { return state_ != nullptr && state_->cancel(); }
 
   // Blocks until ready and returns the answer; the future becomes invalid.
-  // Requires valid(). Runs the serving's map_results in this thread (which
-  // allocates what the mapped results need).
+  // Runs the serving's map_results in this thread (which allocates what the
+  // mapped results need).
   result<T> get() {
+    if (state_ == nullptr) {
+      return batch_serving::error(errc::invalid_argument,
+                                  "future::get() on a future without a call (default-constructed, "
+                                  "moved from, or get() was called already)");
+    }
     state_->wait();
     detail::future_state<T>* state = std::exchange(state_, nullptr);
     struct dropper {

@@ -50,9 +50,11 @@
 #include <vector>
 
 #include "batch_serving/call_options.hpp"
+#include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/client.hpp"
 #include "batch_serving/detail/core_options.hpp"
 #include "batch_serving/detail/engine.hpp"
+#include "batch_serving/detail/future_state.hpp"
 #include "batch_serving/detail/server_handle.hpp"
 #include "batch_serving/error.hpp"
 #include "batch_serving/future.hpp"
@@ -95,31 +97,35 @@ class server : public detail::server_handle<detail::engine<In, Out>,
 
   // Blocks until the item's result is there (map_results runs in this thread).
   result<CallOut> dispatch(const CallIn& item, const call_options& options = {}) {
-    return this->client().dispatch(item, options);
+    if (auto* c = this->client()) return c->dispatch(item, options);
+    return this->moved_from();
   }
 
   // Blocks until all of the items' results are there; they come in the
   // items' order. An empty batch is invalid_argument. Allocates the batch.
   result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items,
                                              const call_options& options = {}) {
-    return this->client().dispatch_many(items, options);
+    if (auto* c = this->client()) return c->dispatch_many(items, options);
+    return this->moved_from();
   }
   result<std::vector<CallOut>> dispatch_many(std::initializer_list<CallIn> items,
                                              const call_options& options = {}) {
-    return this->client().dispatch_many(std::span<const CallIn>(items.begin(), items.size()),
-                                        options);
+    return dispatch_many(std::span<const CallIn>(items.begin(), items.size()), options);
   }
 
   // Never blocks on the work: returns a future for the result (which can
   // also cancel the call, see future::cancel).
   future<CallOut> dispatch_async(CallIn item, const call_options& options = {}) {
-    return this->client().dispatch_async(std::move(item), options);
+    if (auto* c = this->client()) return c->dispatch_async(std::move(item), options);
+    return future<CallOut>(new detail::ready_future_state<CallOut>(this->moved_from()));
   }
   // The same for an explicit batch (taken over without a copy when the
   // serving maps no inputs).
   future<std::vector<CallOut>> dispatch_many_async(std::vector<CallIn> items,
                                                    const call_options& options = {}) {
-    return this->client().dispatch_many_async(std::move(items), options);
+    if (auto* c = this->client()) return c->dispatch_many_async(std::move(items), options);
+    return future<std::vector<CallOut>>(
+        new detail::ready_future_state<std::vector<CallOut>>(this->moved_from()));
   }
 
   // Never blocks on the work: `done(result)` runs once when the call
@@ -134,7 +140,11 @@ class server : public detail::server_handle<detail::engine<In, Out>,
   template <class Callback>
     requires std::invocable<Callback&, result<CallOut>>
   void dispatch_async(CallIn item, const call_options& options, Callback&& done) {
-    this->client().dispatch_with_callback(std::move(item), options, std::forward<Callback>(done));
+    if (auto* c = this->client()) {
+      c->dispatch_with_callback(std::move(item), options, std::forward<Callback>(done));
+    } else {
+      detail::call_dropping_exceptions(done, result<CallOut>(this->moved_from()));
+    }
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
@@ -145,8 +155,11 @@ class server : public detail::server_handle<detail::engine<In, Out>,
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::vector<CallIn> items, const call_options& options,
                            Callback&& done) {
-    this->client().dispatch_many_with_callback(std::move(items), options,
-                                               std::forward<Callback>(done));
+    if (auto* c = this->client()) {
+      c->dispatch_many_with_callback(std::move(items), options, std::forward<Callback>(done));
+    } else {
+      detail::call_dropping_exceptions(done, result<std::vector<CallOut>>(this->moved_from()));
+    }
   }
 
  private:

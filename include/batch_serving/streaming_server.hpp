@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "batch_serving/call_options.hpp"
+#include "batch_serving/detail/batch_handler.hpp"
+#include "batch_serving/detail/collected_stream.hpp"
 #include "batch_serving/detail/core_options.hpp"
 #include "batch_serving/detail/engine.hpp"
 #include "batch_serving/detail/server_handle.hpp"
@@ -64,18 +66,19 @@ class server<In, Out, CallIn, CallOut, true>
 
   // The item's events: its hook events, then one item event (or an error).
   event_stream<CallOut> dispatch(const CallIn& item, const call_options& options = {}) {
-    return this->client().dispatch(item, options, {});
+    if (auto* c = this->client()) return c->dispatch(item, options, {});
+    return detail::failed_stream<CallOut>(this->moved_from());
   }
 
   // The items' events: per slice, its hook events then a batch event.
   event_stream<CallOut> dispatch_many(std::span<const CallIn> items,
                                       const call_options& options = {}) {
-    return this->client().dispatch_many(items, options, {});
+    if (auto* c = this->client()) return c->dispatch_many(items, options, {});
+    return detail::failed_stream<CallOut>(this->moved_from());
   }
   event_stream<CallOut> dispatch_many(std::initializer_list<CallIn> items,
                                       const call_options& options = {}) {
-    return this->client().dispatch_many(std::span<const CallIn>(items.begin(), items.size()),
-                                        options, {});
+    return dispatch_many(std::span<const CallIn>(items.begin(), items.size()), options);
   }
 
   // Callback forms: `on_event(event)` runs for each event in order, one at a
@@ -89,7 +92,11 @@ class server<In, Out, CallIn, CallOut, true>
   template <class Callback>
     requires std::invocable<Callback&, event<CallOut>>
   void dispatch_async(const CallIn& item, const call_options& options, Callback&& on_event) {
-    (void)this->client().dispatch(item, options, std::forward<Callback>(on_event));
+    if (auto* c = this->client()) {
+      (void)c->dispatch(item, options, std::forward<Callback>(on_event));
+    } else {
+      detail::call_dropping_exceptions(on_event, event<CallOut>::make_error(this->moved_from()));
+    }
   }
   template <class Callback>
     requires std::invocable<Callback&, event<CallOut>>
@@ -100,7 +107,11 @@ class server<In, Out, CallIn, CallOut, true>
     requires std::invocable<Callback&, event<CallOut>>
   void dispatch_many_async(std::span<const CallIn> items, const call_options& options,
                            Callback&& on_event) {
-    (void)this->client().dispatch_many(items, options, std::forward<Callback>(on_event));
+    if (auto* c = this->client()) {
+      (void)c->dispatch_many(items, options, std::forward<Callback>(on_event));
+    } else {
+      detail::call_dropping_exceptions(on_event, event<CallOut>::make_error(this->moved_from()));
+    }
   }
 
  private:

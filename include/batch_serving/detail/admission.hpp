@@ -4,7 +4,6 @@
 // "no deadline" instead of overflowing.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -14,6 +13,20 @@
 #include "batch_serving/error.hpp"
 
 namespace batch_serving::detail {
+
+// `d` in the clock's unit; a duration past the clock's range (hours::max())
+// becomes clock::duration::max(), "never", instead of overflowing. Compares
+// in floating-point seconds: converting either side to the other's unit can
+// overflow.
+template <class Rep, class Period>
+clock::duration saturated(std::chrono::duration<Rep, Period> d) noexcept {
+  using seconds = std::chrono::duration<double>;
+  if (std::chrono::duration_cast<seconds>(d) >=
+      std::chrono::duration_cast<seconds>(clock::duration::max())) {
+    return clock::duration::max();
+  }
+  return std::chrono::duration_cast<clock::duration>(d);
+}
 
 // `from + d`, or time_point::max() (no deadline) when that is past the
 // clock's range.
@@ -46,10 +59,7 @@ inline std::optional<error> apply_deadline(call_base& c, const call_options& opt
       return error(errc::invalid_argument, "call_options.timeout must not be negative (got " +
                                                std::to_string(options.timeout->count()) + " us)");
     }
-    const auto timeout = std::chrono::duration_cast<clock::duration>(
-        std::min(*options.timeout,
-                 std::chrono::duration_cast<std::chrono::microseconds>(clock::duration::max())));
-    c.set_deadline(saturating_add(time.now(), timeout));
+    c.set_deadline(saturating_add(time.now(), saturated(*options.timeout)));
   }
   if (options.deadline && *options.deadline < c.deadline()) c.set_deadline(*options.deadline);
   if (!options.timeout && !options.deadline && default_timeout) {

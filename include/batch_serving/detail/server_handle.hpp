@@ -1,6 +1,10 @@
 // What every kind of server shares: the name, start-up, shutdown, stats.
 // Owns the engine (its lifecycle) and the client callers go through (which
 // knows the engine only as an intake).
+//
+// Move-only. A moved-from server owns nothing: stop() does nothing, stats()
+// are zeros, name() is empty, and every dispatch form answers
+// invalid_argument ("moved from") without touching any server.
 #pragma once
 
 #include <cstddef>
@@ -18,7 +22,15 @@ template <class Engine, class Client>
 class server_handle {
  public:
   server_handle(server_handle&&) noexcept = default;
-  server_handle& operator=(server_handle&&) = delete;
+  // Stops the server this one held (as stop() does), then takes `other`'s.
+  server_handle& operator=(server_handle&& other) noexcept {
+    if (this != &other) {
+      stop();
+      engine_ = std::move(other.engine_);
+      client_ = std::move(other.client_);
+    }
+    return *this;
+  }
   server_handle(const server_handle&) = delete;
   server_handle& operator=(const server_handle&) = delete;
 
@@ -38,11 +50,15 @@ class server_handle {
 
   // A snapshot of the counters (server_stats.hpp). Thread-safe, lock-free,
   // never allocates.
-  server_stats stats() const { return engine_->stats(); }
-  // The options the server runs with. Thread-safe, never block or allocate.
-  const std::string& name() const noexcept { return engine_->options().name; }
-  std::size_t batch_size() const noexcept { return engine_->options().batch_size; }
-  std::size_t partitions() const noexcept { return engine_->options().partitions; }
+  server_stats stats() const noexcept { return engine_ ? engine_->stats() : server_stats{}; }
+  // The options the server runs with (empty / 0 once moved from).
+  // Thread-safe, never block or allocate.
+  const std::string& name() const noexcept {
+    static const std::string none;
+    return engine_ ? engine_->options().name : none;
+  }
+  std::size_t batch_size() const noexcept { return engine_ ? engine_->options().batch_size : 0; }
+  std::size_t partitions() const noexcept { return engine_ ? engine_->options().partitions : 0; }
 
  protected:
   // Takes the engine's name (if any) for `client`, then starts the engine.
@@ -63,7 +79,11 @@ class server_handle {
     }
   }
 
-  Client& client() const noexcept { return *client_; }
+  // The client, or null once moved from (then answer with moved_from()).
+  Client* client() const noexcept { return client_.get(); }
+  static error moved_from() {
+    return error(errc::invalid_argument, "this server was moved from: it serves nothing");
+  }
 
  private:
   std::shared_ptr<Engine> engine_;

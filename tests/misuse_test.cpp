@@ -1,0 +1,187 @@
+// What a user's code may do to the library, and what it gets: never a hang, a
+// crash or a lost result. Extreme values, moved-from handles, conflicting
+// options, stops and dispatches from the server's own threads, types whose
+// moves throw.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "batch_serving/event_stream.hpp"
+#include "batch_serving/future.hpp"
+#include "batch_serving/registry.hpp"
+#include "batch_serving/server.hpp"
+#include "batch_serving/serving.hpp"
+#include "batch_serving/streaming.hpp"
+#include "batch_serving/streaming_server.hpp"
+#include "support/callback_record.hpp"
+#include "support/controlled_function.hpp"
+
+namespace bs = batch_serving;
+using namespace std::chrono_literals;
+using bs::testing::controlled_function;
+using bs::testing::open_on_exit;
+
+namespace {
+std::vector<int> squares_of(std::span<const int> xs) {
+  std::vector<int> out;
+  for (int x : xs) out.push_back(x * x);
+  return out;
+}
+bs::serving<int, int> squares() { return bs::serving<int, int>(squares_of); }
+
+::testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+}  // namespace
+
+// ---- extreme durations saturate ----------------------------------------------
+
+TEST(MisuseTest, ACallTimeoutPastTheClocksRangeMeansNoTimeout) {
+  bs::server srv(squares(), {.batch_size = 1, .batch_timeout = 0us});
+  EXPECT_EQ(srv.dispatch(2, {.timeout = std::chrono::microseconds::max()}).value(), 4);
+  EXPECT_EQ(srv.dispatch(3, {.timeout = std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::years(300))})
+                .value(),
+            9);
+  EXPECT_EQ(srv.dispatch(4, {.deadline = std::chrono::steady_clock::time_point::max()}).value(),
+            16);
+  EXPECT_EQ(srv.stats().calls_timed_out, 0u);
+}
+
+TEST(MisuseTest, ADefaultTimeoutPastTheClocksRangeTimesNothingOut) {
+  bs::server srv(squares(), {.batch_size = 1,
+                             .batch_timeout = 0us,
+                             .default_timeout = std::chrono::microseconds::max()});
+  EXPECT_EQ(srv.dispatch(5).value(), 25);
+}
+
+TEST(MisuseTest, ABatchTimeoutPastTheClocksRangeWaitsForAFullBatch) {
+  bs::server srv(squares(), {.batch_size = 2, .batch_timeout = std::chrono::microseconds::max()});
+  // Alone, it never runs: its own deadline answers it.
+  auto alone = srv.dispatch(1, {.timeout = 50ms});
+  ASSERT_FALSE(alone.ok());
+  EXPECT_EQ(alone.error().code(), bs::errc::timeout);
+  EXPECT_EQ(srv.stats().items_executed, 0u) << "an overflowed window ran the batch at once";
+  EXPECT_EQ(srv.dispatch_many({2, 3}).value(), (std::vector<int>{4, 9}));  // a full batch runs
+}
+
+TEST(MisuseTest, AShutdownTimeoutPastTheClocksRangeStillDrains) {
+  controlled_function fn;
+  bs::server srv(bs::testing::serving_of(fn),
+                 {.batch_size = 1,
+                  .batch_timeout = 0us,
+                  .shutdown_timeout = std::chrono::milliseconds::max()});
+  auto running = bs::testing::block_executor(srv, fn);
+  auto queued = srv.dispatch_async(3);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(20ms);
+    fn.released.open();
+  });
+  srv.stop();  // waits for the running execution, then drains the queue
+  releaser.join();
+  EXPECT_EQ(running.get().value(), 0);
+  EXPECT_EQ(queued.get().value(), 9);
+}
+
+// ---- moved-from handles --------------------------------------------------------
+
+TEST(MisuseTest, AMovedFromServerAnswersEveryFormWithAClearError) {
+  bs::server original(squares(), {.batch_size = 1, .batch_timeout = 0us});
+  bs::server moved = std::move(original);
+  EXPECT_EQ(moved.dispatch(2).value(), 4);
+  auto expect_moved_from = [](const bs::error& e) {
+    EXPECT_EQ(e.code(), bs::errc::invalid_argument);
+    EXPECT_TRUE(contains(e.message(), "moved from"));
+  };
+  expect_moved_from(original.dispatch(2).error());  // NOLINT(bugprone-use-after-move)
+  expect_moved_from(original.dispatch_many({1, 2}).error());  // NOLINT(bugprone-use-after-move)
+  expect_moved_from(original.dispatch_async(2).get().error());  // NOLINT(bugprone-use-after-move)
+  expect_moved_from(
+      original.dispatch_many_async({1}).get().error());  // NOLINT(bugprone-use-after-move)
+  bs::testing::callback_record<int> record;
+  original.dispatch_async(2, record.callback());  // NOLINT(bugprone-use-after-move)
+  expect_moved_from(record.only().error());
+  EXPECT_EQ(original.stats().calls_accepted, 0u);  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(original.name(), "");  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(original.batch_size(), 0u);  // NOLINT(bugprone-use-after-move)
+  original.stop();  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(moved.dispatch(3).value(), 9) << "stopping the moved-from one left the server running";
+}
+
+TEST(MisuseTest, AMovedFromStreamingServerAnswersWithAnErrorEvent) {
+  bs::server original(squares().streaming({}), {.batch_size = 1, .batch_timeout = 0us});
+  bs::server moved = std::move(original);
+  auto all = original.dispatch(2).collect();  // NOLINT(bugprone-use-after-move)
+  ASSERT_FALSE(all.ok());
+  EXPECT_TRUE(contains(all.error().message(), "moved from"));
+  bs::errc code{};
+  original.dispatch_async(2, [&](bs::event<int> ev) {  // NOLINT(bugprone-use-after-move)
+    if (ev.kind() == bs::event_kind::error) code = ev.error().code();
+  });
+  EXPECT_EQ(code, bs::errc::invalid_argument);
+  EXPECT_EQ(moved.dispatch(3).collect().value(), (std::vector<int>{9}));
+}
+
+TEST(MisuseTest, AServerCanBeMoveAssignedAndStopsTheOneItHeld) {
+  bs::server first(squares(), {.name = "misuse.first", .batch_size = 1, .batch_timeout = 0us});
+  bs::server second(squares(), {.name = "misuse.second", .batch_size = 1, .batch_timeout = 0us});
+  first = std::move(second);
+  EXPECT_FALSE(bs::is_running("misuse.first")) << "the server it held is stopped";
+  EXPECT_TRUE(bs::is_running("misuse.second"));
+  EXPECT_EQ(first.name(), "misuse.second");
+  EXPECT_EQ(first.dispatch(4).value(), 16);
+}
+
+TEST(MisuseTest, AFutureWithoutACallAnswersEveryMemberWithoutBlocking) {
+  bs::server srv(squares(), {.batch_size = 1, .batch_timeout = 0us});
+  auto f = srv.dispatch_async(3);
+  EXPECT_EQ(f.get().value(), 9);
+  EXPECT_FALSE(f.valid());
+  EXPECT_TRUE(f.ready());
+  f.wait();
+  EXPECT_TRUE(f.wait_for(1s));
+  EXPECT_FALSE(f.cancel());
+  auto again = f.get();
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), bs::errc::invalid_argument);
+  EXPECT_TRUE(contains(again.error().message(), "get() was called already"));
+  bs::future<int> never;
+  EXPECT_EQ(never.get().error().code(), bs::errc::invalid_argument);
+}
+
+TEST(MisuseTest, AMovedFromEventStreamEndsAtOnce) {
+  bs::server srv(squares().streaming({}), {.batch_size = 1, .batch_timeout = 0us});
+  auto stream = srv.dispatch(2);
+  auto taken = std::move(stream);
+  EXPECT_FALSE(stream.next().has_value());  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(stream.collect().error().code(), bs::errc::invalid_argument);
+  EXPECT_EQ(taken.collect().value(), (std::vector<int>{4}));
+}
+
+// ---- conflicting options -------------------------------------------------------
+
+TEST(MisuseTest, AServerBatchSizeAboveTheServingsIsRejectedNamingBoth) {
+  try {
+    bs::server srv(squares().batch_size(2), {.batch_size = 4});
+    FAIL() << "started with executions larger than the serving allows";
+  } catch (const bs::serving_error& e) {
+    EXPECT_EQ(e.code(), bs::errc::invalid_argument);
+    EXPECT_TRUE(contains(e.what(), "server_options.batch_size 4"));
+    EXPECT_TRUE(contains(e.what(), "batch_size(2)"));
+  }
+}
+
+TEST(MisuseTest, AServerBatchSizeBelowTheServingsIsKept) {
+  bs::server srv(squares().batch_size(8), {.batch_size = 2, .batch_timeout = 0us});
+  EXPECT_EQ(srv.batch_size(), 2u);
+}

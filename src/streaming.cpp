@@ -7,20 +7,19 @@
 
 namespace batch_serving::detail {
 
-const std::string& find_declared_hook(const std::vector<std::string>& declared,
-                                      std::string_view hook) {
+const std::string* find_declared_hook(const std::vector<std::string>& declared,
+                                      std::string_view hook) noexcept {
   auto found = std::find(declared.begin(), declared.end(), hook);
-  if (found != declared.end()) return *found;
-  std::string names;
-  for (const auto& n : declared) names += (names.empty() ? "" : ", ") + n;
-  throw serving_error(errc::invalid_argument, "hook '" + std::string(hook) +
-                                                  "' was not declared; this serving declares: " +
-                                                  (names.empty() ? "none" : names));
+  return found != declared.end() ? &*found : nullptr;
+}
+
+bool inline_hooks::wants(std::string_view hook) const noexcept {
+  return find_declared_hook(declared_, hook) != nullptr;
 }
 
 void inline_hooks::emit(std::string_view hook, const hook_payload& payload) {
-  emitted_.push_back(hook_slice::of(find_declared_hook(declared_, hook), payload, 0,
-                                    payload.count));
+  const std::string* name = find_declared_hook(declared_, hook);
+  if (name != nullptr) emitted_.push_back(hook_slice::of(*name, payload, 0, payload.count));
 }
 
 std::vector<std::string> validated_hooks(std::vector<std::string> hooks) {

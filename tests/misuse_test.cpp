@@ -185,3 +185,146 @@ TEST(MisuseTest, AServerBatchSizeBelowTheServingsIsKept) {
   bs::server srv(squares().batch_size(8), {.batch_size = 2, .batch_timeout = 0us});
   EXPECT_EQ(srv.batch_size(), 2u);
 }
+
+// ---- stop requested before the call finishes ------------------------------------
+
+// The stop callback is armed before the call is queued, so a stop requested
+// while the call runs (here by the batch function itself) always cancels it.
+TEST(MisuseTest, AStopRequestedBeforeTheCallFinishesAlwaysCancelsIt) {
+  std::atomic<std::stop_source*> current{nullptr};
+  bs::serving<int, int> stops_its_caller([&](std::span<const int> xs) {
+    current.load()->request_stop();
+    return std::vector<int>(xs.begin(), xs.end());
+  });
+  bs::server srv(stops_its_caller, {.batch_size = 1, .batch_timeout = 0us});
+  for (int i = 0; i < 200; ++i) {
+    std::stop_source source;
+    current = &source;
+    auto r = i % 2 == 0 ? srv.dispatch(i, {.stop_token = source.get_token()})
+                        : srv.dispatch_async(i, {.stop_token = source.get_token()}).get();
+    ASSERT_FALSE(r.ok()) << "call " << i << " answered ok after its stop was requested";
+    ASSERT_EQ(r.error().code(), bs::errc::cancelled);
+  }
+}
+
+// ---- user types whose copies and moves throw -------------------------------------
+
+namespace {
+// A value whose copy throws when it is `copy_throws`, and whose move throws
+// when it is negative and the move happens off the test's thread (a
+// partition thread), or on it when `moves_throw_on_caller` is set.
+struct fragile {
+  static constexpr int copy_throws = -100;
+  static inline std::atomic<bool> moves_throw_on_caller{false};
+  static inline std::thread::id caller;
+  int value = 0;
+
+  fragile(int v) : value(v) {}  // NOLINT(google-explicit-constructor)
+  fragile(const fragile& other) : value(other.value) {
+    if (value == copy_throws) throw std::runtime_error("fragile copy");
+  }
+  fragile(fragile&& other) : value(other.value) {
+    const bool on_caller = std::this_thread::get_id() == caller;
+    if (value < 0 && on_caller == moves_throw_on_caller.load()) {
+      throw std::runtime_error("fragile move");
+    }
+  }
+  fragile& operator=(const fragile&) = default;
+  fragile& operator=(fragile&&) = default;
+};
+
+// Sets who throws for one test.
+struct fragile_moves {
+  explicit fragile_moves(bool on_caller) {
+    fragile::caller = std::this_thread::get_id();
+    fragile::moves_throw_on_caller = on_caller;
+  }
+  ~fragile_moves() { fragile::moves_throw_on_caller = false; }
+};
+}  // namespace
+
+TEST(MisuseTest, AnInputWhoseMoveThrowsFailsOnlyItsOwnCall) {
+  const fragile_moves off_caller(false);
+  bs::serving<fragile, int> values([](std::span<const fragile> xs) {
+    std::vector<int> out;
+    for (const auto& x : xs) out.push_back(x.value);
+    return out;
+  });
+  bs::server srv(values, {.batch_size = 3, .batch_timeout = 100ms});
+  auto first = srv.dispatch_async(fragile(1));
+  auto poisoned = srv.dispatch_async(fragile(-1));
+  auto last = srv.dispatch_async(fragile(3));  // the batch is full: it runs
+  EXPECT_EQ(first.get().value(), 1);
+  EXPECT_EQ(last.get().value(), 3);
+  auto bad = poisoned.get();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), bs::errc::execution_failed);
+  EXPECT_TRUE(contains(bad.error().message(),
+                       "moving an input into the batch threw: fragile move"));
+  EXPECT_EQ(srv.dispatch(fragile(4)).value(), 4) << "the server kept serving";
+}
+
+TEST(MisuseTest, AResultWhoseMoveThrowsFailsOnlyItsOwnCall) {
+  const fragile_moves off_caller(false);
+  bs::serving<int, fragile> wrap([](std::span<const int> xs) {
+    std::vector<fragile> out;
+    for (int x : xs) out.emplace_back(x);
+    return out;
+  });
+  bs::server srv(wrap, {.batch_size = 3, .batch_timeout = 10s});
+  auto first = srv.dispatch_async(1);
+  auto poisoned = srv.dispatch_async(-1);  // its result is moved to it on the partition thread
+  auto last = srv.dispatch_async(3);
+  EXPECT_EQ(first.get().value().value, 1);
+  EXPECT_EQ(last.get().value().value, 3);
+  auto bad = poisoned.get();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), bs::errc::execution_failed);
+  EXPECT_TRUE(contains(bad.error().message(), "moving a result to its caller threw: fragile move"));
+}
+
+TEST(MisuseTest, AResultWhoseMoveThrowsInTheCallersThreadIsAnErrorThere) {
+  const fragile_moves on_caller(true);
+  bs::serving<int, fragile> wrap([](std::span<const int> xs) {
+    std::vector<fragile> out;
+    for (int x : xs) out.emplace_back(x);
+    return out;
+  });
+  bs::server srv(wrap, {.batch_size = 1, .batch_timeout = 0us});
+  auto bad = srv.dispatch_async(-1).get();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), bs::errc::execution_failed);
+  EXPECT_TRUE(contains(bad.error().message(), "moving the result to its caller threw"));
+  EXPECT_FALSE(srv.dispatch(-2).ok());
+}
+
+TEST(MisuseTest, AThrowingCopyOfAnInputIsReportedAsSuchNotAsMapInputs) {
+  bs::serving<fragile, int> values([](std::span<const fragile> xs) {
+    return std::vector<int>(xs.size(), 0);
+  });
+  bs::server srv(values, {.batch_size = 1, .batch_timeout = 0us});
+  std::vector<fragile> copy_fails;
+  copy_fails.reserve(2);  // fragile's move may throw: a reallocation would copy
+  copy_fails.emplace_back(1);
+  copy_fails.emplace_back(fragile::copy_throws);
+  auto r = srv.dispatch_many(copy_fails);  // copied into the call
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), bs::errc::invalid_argument);
+  EXPECT_TRUE(contains(r.error().message(), "copying the input threw: fragile copy"))
+      << r.error().message();
+}
+
+TEST(MisuseTest, MoveOnlyInputsAreMovedThrough) {
+  bs::serving<std::unique_ptr<int>, int> deref([](std::span<const std::unique_ptr<int>> xs) {
+    std::vector<int> out;
+    for (const auto& x : xs) out.push_back(*x);
+    return out;
+  });
+  bs::server srv(deref, {.batch_size = 2, .batch_timeout = 0us});
+  EXPECT_EQ(srv.dispatch(std::make_unique<int>(7)).value(), 7);
+  EXPECT_EQ(srv.dispatch_async(std::make_unique<int>(8)).get().value(), 8);
+  std::vector<std::unique_ptr<int>> two;
+  two.push_back(std::make_unique<int>(1));
+  two.push_back(std::make_unique<int>(2));
+  EXPECT_EQ(srv.dispatch_many_async(std::move(two)).get().value(), (std::vector<int>{1, 2}));
+}

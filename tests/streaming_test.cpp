@@ -235,17 +235,35 @@ TEST(StreamingTest, CallbackFormDeliversEveryEventInOrderThenEnd) {
                                        {"end", {}}}));
 }
 
-TEST(StreamingTest, EmittingAnUndeclaredHookFailsTheExecutionClearly) {
-  auto serving = bs::serving<int, int>([](std::span<const int> xs, bs::execution_context& ctx) {
+// Nx.Serving's rule: hook events the serving did not pick are ignored, so one
+// batch function serves with or without progress (issue 11, item 9).
+TEST(StreamingTest, AnUndeclaredHookIsDroppedAndCountedAndTheExecutionCarriesOn) {
+  std::atomic<bool> told_unwanted{false};
+  auto serving = bs::serving<int, int>([&](std::span<const int> xs, bs::execution_context& ctx) {
+                   if (!ctx.wants("tokens")) told_unwanted = true;
                    ctx.emit("tokens", std::vector<int>(xs.size(), 1));
+                   ctx.emit("progress", std::vector<int>(xs.begin(), xs.end()));
                    return std::vector<int>(xs.begin(), xs.end());
                  }).streaming({.hooks = {"progress"}});
   bs::server srv(serving, {.batch_timeout = 0ms});
-  auto r = srv.dispatch(1).collect();
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), bs::errc::execution_failed);
-  EXPECT_NE(r.error().message().find("'tokens' was not declared"), std::string::npos)
-      << r.error().message();
+  EXPECT_EQ(drain(srv.dispatch(1)), (std::vector<seen>{{"progress", {1}}, {"item", {1}}}));
+  EXPECT_TRUE(told_unwanted);
+  EXPECT_EQ(srv.stats().hook_events_dropped, 1u);
+  EXPECT_EQ(srv.stats().failed_executions, 0u);
+}
+
+TEST(StreamingTest, APlainServerDropsHooksAndTellsTheBatchFunctionNoneAreWanted) {
+  std::atomic<int> wanted{0};
+  auto serving = bs::serving<int, int>([&](std::span<const int> xs, bs::execution_context& ctx) {
+    if (ctx.wants("progress")) ++wanted;
+    ctx.emit("progress", std::vector<int>(xs.size(), 1));
+    return std::vector<int>(xs.begin(), xs.end());
+  });
+  bs::server srv(serving, {.batch_timeout = 0ms});
+  EXPECT_EQ(srv.dispatch(2).value(), 2);
+  EXPECT_EQ(serving.run(3).value(), 3) << "inline too";
+  EXPECT_EQ(wanted.load(), 0);
+  EXPECT_EQ(srv.stats().hook_events_dropped, 1u);
 }
 
 TEST(StreamingTest, APayloadReadAsTheWrongTypeIsAClearError) {
@@ -288,14 +306,18 @@ TEST(StreamingTest, InlineRunManyYieldsTheSameEvents) {
             (std::vector<seen>{{"batch", {1, 2}}, {"batch", {3}}}));
 }
 
-TEST(StreamingTest, InlineWithHooksRequiresEachBatchToFitBatchSize) {
+// Issue 11, item 11: an inline run cuts an explicit batch larger than
+// batch_size as a server does, instead of refusing it.
+TEST(StreamingTest, InlineWithHooksCutsAnOversizedBatchAsAServerDoes) {
   progress_function f;
-  auto events = drain(progress_serving(f).batch_size(2).run_many({1, 2, 3}));
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].what, "error");
-  auto r = progress_serving(f).batch_size(2).run_many({1, 2, 3}).collect();
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), bs::errc::invalid_argument);
+  const auto serving = progress_serving(f).batch_size(2);
+  auto inline_events = drain(serving.run_many({1, 2, 3}));
+  bs::server srv(serving, {.batch_size = 2, .batch_timeout = 0ms});
+  auto served_events = drain(srv.dispatch_many({1, 2, 3}));
+  EXPECT_EQ(inline_events, served_events);
+  ASSERT_EQ(inline_events.size(), 4u);
+  EXPECT_EQ(inline_events[0], (seen{"progress", {1, 2}}));
+  EXPECT_EQ(inline_events[2], (seen{"progress", {3}}));
 }
 
 TEST(StreamingTest, MapsResultsForTheReader) {

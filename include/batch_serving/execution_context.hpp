@@ -56,28 +56,36 @@ class execution_context {
   // Items in this execution.
   std::size_t size() const noexcept { return size_; }
 
+  // Whether anyone reads `hook`: true when the serving is streaming and
+  // declared it. A batch function may skip building a payload nobody wants.
+  // Never blocks or allocates.
+  bool wants(std::string_view hook) const noexcept {
+    return hooks_ != nullptr && hooks_->wants(hook);
+  }
+
   // Emits the hook `hook` of a streaming serving: `payload[i]` belongs to
   // input i, so it must hold size() entries. Each streaming caller receives,
   // as a hook event, the entries of its own items, in its stream's order;
-  // read them with event::payload<T>(). Throws serving_error
-  // (invalid_argument) if the serving did not declare `hook` or the payload
-  // has the wrong length; uncaught, that fails the execution.
-  // Allocates once per call (the payload is shared by all callers); the
-  // events reach the callers' streams before emit returns.
+  // read them with event::payload<T>(). A hook nobody wants (see wants(): a
+  // plain serving, or a name the streaming serving did not declare) is
+  // dropped and counted (server_stats::hook_events_dropped), so one batch
+  // function serves with and without progress. Throws serving_error
+  // (invalid_argument) if a wanted payload has the wrong length; uncaught,
+  // that fails the execution. Allocates once per wanted emission (the
+  // payload is shared by all callers); the events reach the callers'
+  // streams before emit returns.
   template <class T>
   void emit(std::string_view hook, std::vector<T> payload) {
     static_assert(!std::is_same_v<T, bool>, "use std::vector<char> or a struct, not vector<bool>");
+    if (!wants(hook)) {
+      if (hooks_ != nullptr) hooks_->dropped(hook);
+      return;
+    }
     if (payload.size() != size_) {
       throw serving_error(errc::invalid_argument, "hook '" + std::string(hook) + "' payload has " +
                                                       std::to_string(payload.size()) +
                                                       " entries for " + std::to_string(size_) +
                                                       " items");
-    }
-    if (hooks_ == nullptr) {
-      throw serving_error(errc::invalid_argument,
-                          "hook '" + std::string(hook) +
-                              "' emitted, but this serving declares no hooks "
-                              "(declare it with streaming({.hooks = {...}}))");
     }
     auto owner = std::make_shared<const std::vector<T>>(std::move(payload));
     hooks_->emit(hook, detail::hook_payload{owner, &typeid(T), owner->data(), sizeof(T), size_});

@@ -47,12 +47,11 @@ namespace batch_serving {
 inline bool is_running(std::string_view name) { return detail::find_endpoint(name) != nullptr; }
 
 template <class CallIn, class CallOut>
-result<CallOut> dispatch(std::string_view name, const CallIn& item,
-                         const call_options& options = {}) {
+result<CallOut> dispatch(std::string_view name, CallIn item, const call_options& options = {}) {
   auto target =
       detail::find_typed_endpoint<detail::endpoint<CallIn, CallOut>, CallIn, CallOut>(name, false);
   if (!target.ok()) return target.error();
-  return (*target)->dispatch(item, options);
+  return (*target)->dispatch(std::move(item), options);
 }
 
 template <class CallIn, class CallOut>
@@ -142,11 +141,11 @@ found_stream_endpoint<CallIn, CallOut> find_stream_endpoint(std::string_view nam
 
 // The item's events from the streaming server `name` (see streaming_server.hpp).
 template <class CallIn, class CallOut>
-event_stream<CallOut> dispatch_stream(std::string_view name, const CallIn& item,
+event_stream<CallOut> dispatch_stream(std::string_view name, CallIn item,
                                       const call_options& options = {}) {
   auto target = detail::find_stream_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) return detail::failed_stream<CallOut>(target.error());
-  return (*target)->dispatch(item, options, {});
+  return (*target)->dispatch(std::move(item), options, {});
 }
 
 // The items' events from the streaming server `name`.
@@ -170,19 +169,20 @@ event_stream<CallOut> dispatch_many_stream(std::string_view name,
 // (or in this thread when the call is answered at once: unknown name, bad
 // input, shutting down); the last event is `end` or `error`.
 template <class CallIn, class CallOut>
-void dispatch_stream_async(std::string_view name, const CallIn& item, const call_options& options,
+void dispatch_stream_async(std::string_view name, CallIn item, const call_options& options,
                            std::function<void(event<CallOut>)> on_event) {
   auto target = detail::find_stream_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
     (void)detail::refused_stream<CallOut>(target.error(), on_event);
     return;
   }
-  (void)(*target)->dispatch(item, options, std::move(on_event));
+  (void)(*target)->dispatch(std::move(item), options, std::move(on_event));
 }
 template <class CallIn, class CallOut>
-void dispatch_stream_async(std::string_view name, const CallIn& item,
+void dispatch_stream_async(std::string_view name, CallIn item,
                            std::function<void(event<CallOut>)> on_event) {
-  dispatch_stream_async<CallIn, CallOut>(name, item, call_options{}, std::move(on_event));
+  dispatch_stream_async<CallIn, CallOut>(name, std::move(item), call_options{},
+                                         std::move(on_event));
 }
 
 template <class CallIn, class CallOut>

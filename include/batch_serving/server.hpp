@@ -96,8 +96,9 @@ class server : public detail::server_handle<detail::engine<In, Out>,
   // noted; the serving's map_inputs runs in this thread.
 
   // Blocks until the item's result is there (map_results runs in this thread).
-  result<CallOut> dispatch(const CallIn& item, const call_options& options = {}) {
-    if (auto* c = this->client()) return c->dispatch(item, options);
+  // The item is moved into the call (so move-only inputs work), or copied.
+  result<CallOut> dispatch(CallIn item, const call_options& options = {}) {
+    if (auto* c = this->client()) return c->dispatch(std::move(item), options);
     return this->moved_from();
   }
 

@@ -27,6 +27,9 @@ struct server_stats {
   // (a call split across executions counts once per execution).
   std::uint64_t isolation_executions = 0;
   std::uint64_t calls_isolated = 0;
+  // Emits of hooks nobody reads (a plain serving, or a hook the streaming
+  // serving did not declare): dropped, the execution carries on.
+  std::uint64_t hook_events_dropped = 0;
 
   // Mean items per execution (batch fill), 0 before the first execution.
   double mean_batch() const noexcept {

@@ -17,9 +17,11 @@
 // Order: a caller sees, for its first slice, that slice's hook events then its
 // batch; then the same for its next slice; partitions never reorder them.
 // With hooks declared, an explicit batch is cut into batch_size chunks that
-// are never split across executions, so each hook event belongs to one
-// execution; without hooks the usual packing applies. A failure ends the
-// stream with an error event; the events before it stay delivered.
+// are never split across executions (inline runs cut it the same way), so
+// each hook event belongs to one execution; without hooks the usual packing
+// applies. Hooks the serving did not declare are dropped (counted in
+// server_stats::hook_events_dropped). A failure ends the stream with an
+// error event; the events before it stay delivered.
 #pragma once
 
 #include <cstddef>
@@ -84,9 +86,9 @@ class streaming_serving {
   }
 
   // Inline: executions of at most batch_size() items, each giving its hook
-  // events then a batch event. With hooks declared, `items` must fit in one
-  // execution (batch_size), else the stream holds one invalid_argument error.
-  // Blocks for the batch function; allocates the events.
+  // events then a batch event; an explicit batch larger than batch_size() is
+  // cut into batch_size chunks, as a server cuts it. Blocks for the batch
+  // function; allocates the events.
   event_stream<CallOut> run_many(std::span<const CallIn> items) const {
     return run_inline<true>(items);
   }
@@ -104,12 +106,6 @@ class streaming_serving {
           error(errc::invalid_argument, "run_many needs at least one item; got an empty batch"));
     }
     const std::size_t chunk = def->batch_size.value_or(items.size());
-    if (!hooks_->empty() && items.size() > chunk) {
-      return detail::failed_stream<CallOut>(
-          error(errc::invalid_argument,
-                "with hooks, an inline run_many must fit in one execution: " +
-                    std::to_string(items.size()) + " items, batch_size " + std::to_string(chunk)));
-    }
     std::vector<In> inputs;
     if (auto bad = def->to_batch(items, inputs)) return detail::failed_stream<CallOut>(*bad);
     auto* stream = new detail::collected_stream<CallOut>();
@@ -128,7 +124,7 @@ class streaming_serving {
     for (std::size_t at = 0; at < inputs.size(); at += chunk) {
       const auto batch =
           std::span<const In>(inputs).subspan(at, std::min(chunk, inputs.size() - at));
-      execution_context ctx(where, batch.size(), hooks_->empty() ? nullptr : &hooks);
+      execution_context ctx(where, batch.size(), &hooks);
       const auto failed = detail::run_batch(*handler, batch, ctx, outputs);
       for (auto& hook : hooks.take()) stream->add(event_type::make_hook(std::move(hook)));
       if (failed) {

@@ -65,8 +65,8 @@ class server<In, Out, CallIn, CallOut, true>
   // stream's events.
 
   // The item's events: its hook events, then one item event (or an error).
-  event_stream<CallOut> dispatch(const CallIn& item, const call_options& options = {}) {
-    if (auto* c = this->client()) return c->dispatch(item, options, {});
+  event_stream<CallOut> dispatch(CallIn item, const call_options& options = {}) {
+    if (auto* c = this->client()) return c->dispatch(std::move(item), options, {});
     return detail::failed_stream<CallOut>(this->moved_from());
   }
 
@@ -86,14 +86,14 @@ class server<In, Out, CallIn, CallOut, true>
   // event is `end` or `error`. Exceptions it throws are dropped.
   template <class Callback>
     requires std::invocable<Callback&, event<CallOut>>
-  void dispatch_async(const CallIn& item, Callback&& on_event) {
-    dispatch_async(item, call_options{}, std::forward<Callback>(on_event));
+  void dispatch_async(CallIn item, Callback&& on_event) {
+    dispatch_async(std::move(item), call_options{}, std::forward<Callback>(on_event));
   }
   template <class Callback>
     requires std::invocable<Callback&, event<CallOut>>
-  void dispatch_async(const CallIn& item, const call_options& options, Callback&& on_event) {
+  void dispatch_async(CallIn item, const call_options& options, Callback&& on_event) {
     if (auto* c = this->client()) {
-      (void)c->dispatch(item, options, std::forward<Callback>(on_event));
+      (void)c->dispatch(std::move(item), options, std::forward<Callback>(on_event));
     } else {
       detail::call_dropping_exceptions(on_event, event<CallOut>::make_error(this->moved_from()));
     }

@@ -90,6 +90,7 @@ class recording_observer final : public detail::observer {
     std::vector<errc> ended;
     std::vector<detail::execution_record> runs;
     std::size_t calls_isolated = 0;
+    std::size_t hooks_dropped = 0;
   };
 
   void call_queued(std::size_t items) noexcept override {
@@ -112,6 +113,10 @@ class recording_observer final : public detail::observer {
   void calls_isolated(std::size_t calls) noexcept override {
     std::lock_guard lock(mu_);
     seen_.calls_isolated += calls;
+  }
+  void hook_dropped() noexcept override {
+    std::lock_guard lock(mu_);
+    ++seen_.hooks_dropped;
   }
 
   record seen() const {

@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/call_pool.hpp"
 #include "batch_serving/detail/hook_payload.hpp"
 #include "batch_serving/detail/mutex.hpp"
@@ -265,17 +266,25 @@ class call : public call_base {
   // which may move from them. Returns true if this finished the call; the
   // caller of deliver must then call complete(). Late slices of a call that
   // already finished (failed, timed out, cancelled, shut down) are discarded.
+  // An output type whose move throws fails this call (execution_failed),
+  // and only this one.
   bool deliver(std::size_t offset, std::span<Out> outputs) {
     lock_guard guard(lock_);
     if (is_finished()) return false;
-    if (offset != delivered_) {
-      pending_at(offset).outputs.emplace(std::make_move_iterator(outputs.begin()),
-                                         std::make_move_iterator(outputs.end()));
-      return false;
+    try {
+      if (offset != delivered_) {
+        pending_at(offset).outputs.emplace(std::make_move_iterator(outputs.begin()),
+                                           std::make_move_iterator(outputs.end()));
+        return false;
+      }
+      accept(outputs);
+      delivered_ += static_cast<std::uint32_t>(outputs.size());
+      return drain_pending();
+    } catch (...) {
+      fail_now(error(errc::execution_failed,
+                     "moving a result to its caller threw: " + describe_current_exception()));
+      return true;
     }
-    accept(outputs);
-    delivered_ += static_cast<std::uint32_t>(outputs.size());
-    return drain_pending();
   }
 
   // The execution holding the slice at `offset` failed with `e`. A plain call

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/call.hpp"
 #include "batch_serving/detail/completion_flag.hpp"
 #include "batch_serving/detail/future_state.hpp"
@@ -51,13 +52,19 @@ class stored_call : public owned_inputs_call<In, Out, Many> {
   using typename owned_inputs_call<In, Out, Many>::inputs_type;
   using answer_type = std::conditional_t<Many, std::vector<Out>, Out>;
 
-  // The batch-level answer; call once, after the call finished.
+  // The batch-level answer; call once, after the call finished. A result
+  // type whose move throws becomes execution_failed.
   result<answer_type> take_answer() {
     if (this->failure()) return *this->failure();
-    if constexpr (Many) {
-      return std::move(outputs_);
-    } else {
-      return std::move(*outputs_);
+    try {
+      if constexpr (Many) {
+        return std::move(outputs_);
+      } else {
+        return std::move(*outputs_);
+      }
+    } catch (...) {
+      return error(errc::execution_failed,
+                   "moving the result to its caller threw: " + describe_current_exception());
     }
   }
 

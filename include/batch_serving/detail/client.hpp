@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -41,6 +42,22 @@ inline std::optional<error> bad_batch_size(std::size_t n, const char* operation)
   return std::nullopt;
 }
 
+// Builds a call of kind `Kind`; a throwing move of the caller's items (or
+// callback) into it becomes an error for this caller alone. Out of memory
+// still throws.
+template <class Kind, class... Args>
+Kind* make_call(std::optional<error>& bad, Args&&... args) {
+  try {
+    return new Kind(std::forward<Args>(args)...);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (...) {
+    bad = error(errc::invalid_argument,
+                "moving the input into its call threw: " + describe_current_exception());
+    return nullptr;
+  }
+}
+
 template <class In, class Out, class CallIn, class CallOut>
 class client final : public endpoint<CallIn, CallOut>,
                      public std::enable_shared_from_this<client<In, Out, CallIn, CallOut>> {
@@ -50,9 +67,9 @@ class client final : public endpoint<CallIn, CallOut>,
   client(std::shared_ptr<const definition> def, std::shared_ptr<intake<In, Out>> target)
       : def_(std::move(def)), intake_(std::move(target)) {}
 
-  result<CallOut> dispatch(const CallIn& item, const call_options& options) override {
+  result<CallOut> dispatch(CallIn item, const call_options& options) override {
     std::optional<In> input;
-    if (auto bad = def_->to_batch(item, input)) return *bad;
+    if (auto bad = def_->to_batch(std::move(item), input)) return *bad;
     return def_->finish(wait_for<false>(std::move(*input), options));
   }
 
@@ -67,7 +84,7 @@ class client final : public endpoint<CallIn, CallOut>,
   future<CallOut> dispatch_async(CallIn item, const call_options& options) override {
     using kind = future_call<In, Out, CallIn, CallOut, false, client>;
     std::optional<In> input;
-    std::optional<error> bad = def_->to_batch(item, input);
+    std::optional<error> bad = def_->to_batch(std::move(item), input);
     return start_future<kind>(std::move(input), std::move(bad), options);
   }
 
@@ -93,7 +110,7 @@ class client final : public endpoint<CallIn, CallOut>,
   void dispatch_with_callback(CallIn item, const call_options& options, Callback&& done) {
     using kind = callback_call<In, Out, CallIn, CallOut, false, client, std::decay_t<Callback>>;
     std::optional<In> input;
-    std::optional<error> bad = def_->to_batch(item, input);
+    std::optional<error> bad = def_->to_batch(std::move(item), input);
     start_callback<kind>(std::move(input), std::move(bad), options, std::forward<Callback>(done));
   }
 
@@ -115,7 +132,9 @@ class client final : public endpoint<CallIn, CallOut>,
   auto wait_for(typename stored_call<In, Out, Many>::inputs_type inputs,
                 const call_options& options)
       -> result<typename stored_call<In, Out, Many>::answer_type> {
-    auto* c = new waiting_call<In, Out, Many>(std::move(inputs));
+    std::optional<error> bad;
+    auto* c = make_call<waiting_call<In, Out, Many>>(bad, std::move(inputs));
+    if (c == nullptr) return *bad;
     struct releaser {
       call<In, Out>* c;
       ~releaser() { c->release(); }
@@ -143,8 +162,9 @@ class client final : public endpoint<CallIn, CallOut>,
   auto start_future(std::optional<Inputs>&& inputs, std::optional<error>&& bad,
                     const call_options& options) {
     using value_type = typename Kind::value_type;
-    if (bad) return future<value_type>(new ready_future_state<value_type>(std::move(*bad)));
-    auto* c = new Kind(std::move(*inputs), this->shared_from_this());
+    Kind* c = bad ? nullptr : make_call<Kind>(bad, std::move(*inputs), this->shared_from_this());
+    if (c == nullptr)
+      return future<value_type>(new ready_future_state<value_type>(std::move(*bad)));
     intake_->submit(*c, options);
     return future<value_type>(c);  // the creation reference goes to the future
   }
@@ -153,11 +173,13 @@ class client final : public endpoint<CallIn, CallOut>,
   void start_callback(std::optional<Inputs>&& inputs, std::optional<error>&& bad,
                       const call_options& options, Callback&& done) {
     using value_type = typename Kind::value_type;
-    if (bad) {
+    Kind* c = bad ? nullptr
+                  : make_call<Kind>(bad, std::move(*inputs), this->shared_from_this(),
+                                    std::forward<Callback>(done));
+    if (c == nullptr) {
       call_dropping_exceptions(done, result<value_type>(std::move(*bad)));
       return;
     }
-    auto* c = new Kind(std::move(*inputs), this->shared_from_this(), std::forward<Callback>(done));
     intake_->submit(*c, options);
     c->release();  // the intake's references keep it until it completes
   }

@@ -39,7 +39,7 @@ class endpoint : public endpoint_base {
  public:
   std::string signature() const final { return signature_of<CallIn, CallOut>(false); }
 
-  virtual result<CallOut> dispatch(const CallIn& item, const call_options& options) = 0;
+  virtual result<CallOut> dispatch(CallIn item, const call_options& options) = 0;
   virtual result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items,
                                                      const call_options& options) = 0;
   virtual future<CallOut> dispatch_async(CallIn item, const call_options& options) = 0;
@@ -59,7 +59,7 @@ class stream_endpoint : public endpoint_base {
   std::string signature() const final { return signature_of<CallIn, CallOut>(true); }
 
   // With `callback`, events go to it and the returned stream is empty.
-  virtual event_stream<CallOut> dispatch(const CallIn& item, const call_options& options,
+  virtual event_stream<CallOut> dispatch(CallIn item, const call_options& options,
                                          on_event callback) = 0;
   virtual event_stream<CallOut> dispatch_many(std::span<const CallIn> items,
                                               const call_options& options, on_event callback) = 0;

@@ -48,16 +48,13 @@ class execution {
   // Runs the batch function on the slices' items (moved out of their calls)
   // and answers each slice; completes the calls this finishes. Blocks for
   // the batch function; reuses its buffers (no allocation once they grew).
-  void run(std::span<const slice<In, Out>> slices) {
-    inputs_.clear();
-    for (const auto& s : slices) {
-      for (auto& item : s.target->inputs().subspan(s.offset, s.length)) {
-        inputs_.push_back(std::move(item));
-      }
-    }
-    hook_router hooks(hooks_, slices);
-    const std::optional<error> failure =
-        run_once(inputs_, hooks_.empty() ? nullptr : &hooks, /*rerun=*/false);
+  // A slice whose items cannot be moved into the batch (their move throws)
+  // fails on its own (execution_failed); the others run without it.
+  void run(std::span<const slice<In, Out>> all) {
+    const std::span<const slice<In, Out>> slices = gather_inputs(all);
+    if (slices.empty()) return;
+    hook_router hooks(hooks_, slices, observer_);
+    const std::optional<error> failure = run_once(inputs_, &hooks, /*rerun=*/false);
     if (!failure) {
       deliver(slices);
     } else if (isolate_failures_ && slices.size() > 1) {
@@ -68,6 +65,31 @@ class execution {
   }
 
  private:
+  // Moves the slices' items into inputs_; returns the slices that made it
+  // (all of them unless a move threw, then a copy of the rest in kept_).
+  std::span<const slice<In, Out>> gather_inputs(std::span<const slice<In, Out>> all) {
+    inputs_.clear();
+    bool dropped_any = false;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      const auto& s = all[i];
+      const std::size_t start = inputs_.size();
+      try {
+        for (auto& item : s.target->inputs().subspan(s.offset, s.length)) {
+          inputs_.push_back(std::move(item));
+        }
+      } catch (...) {
+        while (inputs_.size() > start) inputs_.pop_back();  // no default constructor needed
+        if (!dropped_any) kept_.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(i));
+        dropped_any = true;
+        fail({&s, 1}, error(errc::execution_failed, "moving an input into the batch threw: " +
+                                                        describe_current_exception()));
+        continue;
+      }
+      if (dropped_any) kept_.push_back(s);
+    }
+    return dropped_any ? std::span<const slice<In, Out>>(kept_) : all;
+  }
+
   // One run of the batch function on `inputs`, reported.
   std::optional<error> run_once(std::span<const In> inputs, hook_sink* hooks, bool rerun) {
     execution_context ctx(where_, inputs.size(), hooks);
@@ -97,6 +119,7 @@ class execution {
                                                  inputs.subspan(left_items)};
     const std::span<const slice<In, Out>> halves[] = {slices.first(cut), slices.subspan(cut)};
     for (int h = 0; h < 2; ++h) {
+      // Re-runs emit nothing: their hook events went out with the first run.
       const std::optional<error> half_failure = run_once(halves_inputs[h], nullptr, /*rerun=*/true);
       if (half_failure) {
         isolate(halves_inputs[h], halves[h], *half_failure);
@@ -134,24 +157,32 @@ class execution {
     }
   }
 
-  // Routes an execution's emitted hooks to its slices, each its own entries.
+  // Routes an execution's emitted hooks to its slices, each its own
+  // entries; counts the ones nobody wants.
   class hook_router final : public hook_sink {
    public:
-    hook_router(const std::vector<std::string>& declared, std::span<const slice<In, Out>> slices)
-        : declared_(declared), slices_(slices) {}
+    hook_router(const std::vector<std::string>& declared, std::span<const slice<In, Out>> slices,
+                execution_observer& observer)
+        : declared_(declared), slices_(slices), observer_(observer) {}
+    bool wants(std::string_view hook) const noexcept override {
+      return find_declared_hook(declared_, hook) != nullptr;
+    }
     void emit(std::string_view hook, const hook_payload& payload) override {
-      const std::string& name = find_declared_hook(declared_, hook);
+      const std::string* name = find_declared_hook(declared_, hook);
+      if (name == nullptr) return;  // emit() asks wants() first
       std::size_t at = 0;
       for (const auto& s : slices_) {
-        s.target->deliver_hook(s.offset, hook_slice::of(name, payload, at, s.length));
+        s.target->deliver_hook(s.offset, hook_slice::of(*name, payload, at, s.length));
         s.target->after_delivery();
         at += s.length;
       }
     }
+    void dropped(std::string_view) noexcept override { observer_.hook_dropped(); }
 
    private:
     const std::vector<std::string>& declared_;
     std::span<const slice<In, Out>> slices_;
+    execution_observer& observer_;
   };
 
   batch_handler<In, Out>& handler_;
@@ -161,6 +192,7 @@ class execution {
   execution_observer& observer_;
   std::vector<In> inputs_;
   std::vector<Out> outputs_;
+  std::vector<slice<In, Out>> kept_;  // the slices of a batch that lost some
 };
 
 }  // namespace batch_serving::detail

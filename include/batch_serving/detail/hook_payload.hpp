@@ -35,16 +35,19 @@ struct hook_slice {
   }
 };
 
-// The declared name equal to `hook`; throws serving_error(invalid_argument)
-// naming the declared hooks when there is none.
-const std::string& find_declared_hook(const std::vector<std::string>& declared,
-                                      std::string_view hook);
+// The declared name equal to `hook`, or null.
+const std::string* find_declared_hook(const std::vector<std::string>& declared,
+                                      std::string_view hook) noexcept;
 
 // Where an execution's emitted hooks go (the executor routes them to callers).
 class hook_sink {
  public:
-  // Throws serving_error(invalid_argument) for a hook the serving did not declare.
+  // Whether the serving declared `hook` (someone reads its events).
+  virtual bool wants(std::string_view hook) const noexcept = 0;
+  // Delivers an emission of a wanted hook.
   virtual void emit(std::string_view hook, const hook_payload& payload) = 0;
+  // An emission of a hook nobody wants was dropped.
+  virtual void dropped(std::string_view hook) noexcept = 0;
 
  protected:
   ~hook_sink() = default;

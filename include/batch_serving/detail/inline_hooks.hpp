@@ -15,7 +15,9 @@ namespace batch_serving::detail {
 class inline_hooks final : public hook_sink {
  public:
   explicit inline_hooks(const std::vector<std::string>& declared) : declared_(declared) {}
+  bool wants(std::string_view hook) const noexcept override;
   void emit(std::string_view hook, const hook_payload& payload) override;
+  void dropped(std::string_view) noexcept override {}  // inline runs keep no counters
   std::vector<hook_slice> take() { return std::exchange(emitted_, {}); }
 
  private:

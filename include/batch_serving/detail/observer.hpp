@@ -31,6 +31,8 @@ class execution_observer {
   // A call that was queued was answered with an error: execution_failed,
   // timeout, cancelled or shutting_down.
   virtual void call_ended(errc why) noexcept = 0;
+  // The batch function emitted a hook nobody wants; it was dropped.
+  virtual void hook_dropped() noexcept = 0;
 
  protected:
   ~execution_observer() = default;
@@ -75,6 +77,10 @@ class observer_tee final : public observer {
   void calls_isolated(std::size_t calls) noexcept override {
     first_.calls_isolated(calls);
     if (second_ != nullptr) second_->calls_isolated(calls);
+  }
+  void hook_dropped() noexcept override {
+    first_.hook_dropped();
+    if (second_ != nullptr) second_->hook_dropped();
   }
 
  private:

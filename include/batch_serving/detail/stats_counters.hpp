@@ -52,6 +52,8 @@ class stats_counters final : public observer {
 
   void calls_isolated(std::size_t calls) noexcept override { bump(calls_isolated_, calls); }
 
+  void hook_dropped() noexcept override { bump(hook_events_dropped_); }
+
   // A snapshot; each counter is exact, the set is not one atomic cut.
   // Thread-safe, lock-free.
   server_stats snapshot() const noexcept {
@@ -69,6 +71,7 @@ class stats_counters final : public observer {
     s.calls_shut_down = read(calls_shut_down_);
     s.isolation_executions = read(isolation_executions_);
     s.calls_isolated = read(calls_isolated_);
+    s.hook_events_dropped = read(hook_events_dropped_);
     return s;
   }
 
@@ -97,6 +100,7 @@ class stats_counters final : public observer {
   counter calls_shut_down_{0};
   counter isolation_executions_{0};
   counter calls_isolated_{0};
+  counter hook_events_dropped_{0};
 };
 
 }  // namespace batch_serving::detail

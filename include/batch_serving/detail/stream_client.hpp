@@ -39,14 +39,14 @@ class stream_client final : public stream_endpoint<CallIn, CallOut> {
         intake_(std::move(target)),
         indivisible_chunk_(static_cast<std::uint32_t>(indivisible_chunk)) {}
 
-  event_stream<CallOut> dispatch(const CallIn& item, const call_options& options,
+  event_stream<CallOut> dispatch(CallIn item, const call_options& options,
                                  on_event callback) override {
     std::optional<In> input;
-    if (auto bad = def_->to_batch(item, input))
-      return refused_stream<CallOut>(std::move(*bad), callback);
-    return start(new stream_call<In, Out, CallIn, CallOut, false>(std::move(*input), def_,
-                                                                  std::move(callback)),
-                 options);
+    std::optional<error> bad = def_->to_batch(std::move(item), input);
+    using kind = stream_call<In, Out, CallIn, CallOut, false>;
+    kind* c = bad ? nullptr : make_call<kind>(bad, std::move(*input), def_, callback);
+    if (c == nullptr) return refused_stream<CallOut>(std::move(*bad), callback);
+    return start(c, options);
   }
 
   event_stream<CallOut> dispatch_many(std::span<const CallIn> items, const call_options& options,

@@ -1,12 +1,14 @@
 #include "batch_serving/detail/call_pool.hpp"
 
 #include <array>
-#include <mutex>
 #include <new>
 #include <utility>
 #include <vector>
 
 #include "batch_serving/call_memory.hpp"
+#include "batch_serving/detail/fork_guard.hpp"
+#include "batch_serving/detail/mutex.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define BATCH_SERVING_ASAN 1
@@ -97,14 +99,14 @@ class depot {
   // Takes `m`; if the shelf cannot grow, gives its blocks back to the allocator.
   void put(std::size_t size_class, magazine m) noexcept {
     try {
-      std::lock_guard lock(mu_);
+      lock_guard lock(mu_);
       magazines_[size_class].push_back(m);
     } catch (...) {
       m.release(class_bytes(size_class));
     }
   }
   bool take(std::size_t size_class, magazine& out) noexcept {
-    std::lock_guard lock(mu_);
+    lock_guard lock(mu_);
     auto& shelf = magazines_[size_class];
     if (shelf.empty()) return false;
     out = shelf.back();
@@ -112,7 +114,7 @@ class depot {
     return true;
   }
   void add_to(call_memory_stats& stats) noexcept {
-    std::lock_guard lock(mu_);
+    lock_guard lock(mu_);
     for (std::size_t c = 0; c < size_classes; ++c) {
       for (const magazine& m : magazines_[c]) {
         stats.pooled_blocks += m.count;
@@ -123,7 +125,7 @@ class depot {
   std::size_t release() noexcept {
     std::array<std::vector<magazine>, size_classes> taken;
     {
-      std::lock_guard lock(mu_);
+      lock_guard lock(mu_);
       taken.swap(magazines_);
     }
     std::size_t released = 0;
@@ -133,14 +135,25 @@ class depot {
     return released;
   }
 
+ // Held across fork() so that the child finds it free (fork_guard.hpp).
+  void lock_for_fork() BATCH_SERVING_NO_THREAD_SAFETY_ANALYSIS { mu_.lock(); }
+  void unlock_after_fork() BATCH_SERVING_NO_THREAD_SAFETY_ANALYSIS { mu_.unlock(); }
+
  private:
-  std::mutex mu_;
-  std::array<std::vector<magazine>, size_classes> magazines_;  // guarded by mu_
+  mutex mu_;
+  std::array<std::vector<magazine>, size_classes> magazines_ BATCH_SERVING_GUARDED_BY(mu_);
 };
+
+depot& shared_depot();
+void lock_depot_for_fork() { shared_depot().lock_for_fork(); }
+void unlock_depot_after_fork() { shared_depot().unlock_after_fork(); }
 
 // Never destroyed: threads may still finish calls during static destruction.
 depot& shared_depot() {
-  static depot* const instance = new depot;
+  static depot* const instance = [] {
+    on_fork(&lock_depot_for_fork, &unlock_depot_after_fork, &unlock_depot_after_fork);
+    return new depot;
+  }();
   return *instance;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <string_view>
 
+#include "batch_serving/detail/fork_guard.hpp"
 #include "batch_serving/detail/mutex.hpp"
 #include "batch_serving/detail/thread_annotations.hpp"
 #include "batch_serving/detail/type_name.hpp"
@@ -20,8 +21,16 @@ struct registry {
       BATCH_SERVING_GUARDED_BY(mu);
 };
 
+registry& the_registry();
+
+// Held across fork() so that the child finds it free (fork_guard.hpp).
+void lock_for_fork() BATCH_SERVING_NO_THREAD_SAFETY_ANALYSIS { the_registry().mu.lock(); }
+void unlock_after_fork() BATCH_SERVING_NO_THREAD_SAFETY_ANALYSIS { the_registry().mu.unlock(); }
+
 registry& the_registry() {
   static registry instance;  // never destroyed before servers using it: function-local static
+  static const bool guarded = on_fork(&lock_for_fork, &unlock_after_fork, &unlock_after_fork);
+  static_cast<void>(guarded);
   return instance;
 }
 

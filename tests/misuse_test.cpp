@@ -3,10 +3,14 @@
 // options, stops and dispatches from the server's own threads, types whose
 // moves throw.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <stop_token>
@@ -327,4 +331,182 @@ TEST(MisuseTest, MoveOnlyInputsAreMovedThrough) {
   two.push_back(std::make_unique<int>(1));
   two.push_back(std::make_unique<int>(2));
   EXPECT_EQ(srv.dispatch_many_async(std::move(two)).get().value(), (std::vector<int>{1, 2}));
+}
+
+// ---- blocking and stopping from the server's own threads -------------------------
+
+namespace {
+using clock_type = std::chrono::steady_clock;
+
+// A squaring server whose batch function and callbacks can reach it.
+struct self_reaching {
+  std::atomic<bs::server<int, int>*> srv{nullptr};
+};
+}  // namespace
+
+TEST(MisuseTest, ABlockingDispatchFromTheBatchFunctionIsRefusedAtOnce) {
+  self_reaching self;
+  std::optional<bs::error> inner;
+  bs::serving<int, int> nested([&](std::span<const int> xs) {
+    if (xs[0] == 1) inner = self.srv.load()->dispatch(2).error();
+    return squares_of(xs);
+  });
+  bs::server srv(nested, {.batch_size = 1, .batch_timeout = 0us});
+  self.srv = &srv;
+  EXPECT_EQ(srv.dispatch(1).value(), 1);
+  ASSERT_TRUE(inner.has_value());
+  EXPECT_EQ(inner->code(), bs::errc::invalid_argument);
+  EXPECT_TRUE(contains(inner->message(), "would wait for that thread itself"));
+}
+
+TEST(MisuseTest, ABlockingDispatchFromACompletionCallbackIsRefusedAtOnce) {
+  bs::server srv(squares(), {.batch_size = 1, .batch_timeout = 0us});
+  bs::testing::callback_record<int> nested;
+  bs::testing::gate done;
+  srv.dispatch_async(3, [&](bs::result<int>) {
+    nested.callback()(srv.dispatch(4));
+    done.open();
+  });
+  done.wait();
+  EXPECT_EQ(nested.only().error().code(), bs::errc::invalid_argument);
+  EXPECT_EQ(srv.dispatch(5).value(), 25) << "the server kept serving";
+}
+
+TEST(MisuseTest, WaitingForAQueuedCallOnTheServersOwnThreadAnswersItInsteadOfHanging) {
+  bs::server srv(squares(), {.batch_size = 1, .batch_timeout = 0us});
+  bs::testing::callback_record<int> waited;
+  srv.dispatch_async(3, [&](bs::result<int>) { waited.callback()(srv.dispatch_async(4).get()); });
+  waited.done.wait();
+  EXPECT_EQ(waited.only().error().code(), bs::errc::invalid_argument);
+  EXPECT_TRUE(contains(waited.only().error().message(), "while still queued"));
+}
+
+namespace {
+// Seven callers share one execution; the batch function (or the first
+// caller's callback) stops the server. Returns how long that stop() took.
+template <class StopFrom>
+clock_type::duration stop_from_inside(StopFrom where, std::vector<bs::result<int>>& answers) {
+  self_reaching self;
+  std::atomic<clock_type::duration::rep> took{-1};
+  const auto timed_stop = [&] {
+    const auto start = clock_type::now();
+    self.srv.load()->stop();
+    took = (clock_type::now() - start).count();
+  };
+  bs::serving<int, int> stopping([&](std::span<const int> xs) {
+    if (where == 0) timed_stop();
+    return squares_of(xs);
+  });
+  auto srv = std::make_unique<bs::server<int, int>>(
+      stopping, bs::server_options{.batch_size = 7, .batch_timeout = 10s, .shutdown_timeout = 10s});
+  self.srv = srv.get();
+  std::vector<bs::future<int>> futures;
+  bs::testing::gate first_answered;
+  srv->dispatch_async(0, [&](bs::result<int> r) {
+    if (where == 1) timed_stop();
+    answers.push_back(std::move(r));
+    first_answered.open();
+  });
+  for (int i = 1; i < 7; ++i) futures.push_back(srv->dispatch_async(i));
+  first_answered.wait();
+  for (auto& f : futures) answers.push_back(f.get());
+  srv.reset();  // waits for the shutdown the stop began
+  return clock_type::duration(took.load());
+}
+}  // namespace
+
+TEST(MisuseTest, StopFromTheBatchFunctionReturnsPromptlyAndItsCallersGetTheirResults) {
+  std::vector<bs::result<int>> answers;
+  const auto took = stop_from_inside(0, answers);
+  EXPECT_LT(took, 1s) << "stop() waited for the partition it runs on";
+  ASSERT_EQ(answers.size(), 7u);
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_TRUE(answers[i].ok()) << i << ": " << answers[i].error().to_string();
+  }
+}
+
+TEST(MisuseTest, StopFromACompletionCallbackReturnsPromptlyAndTheOthersGetTheirResults) {
+  std::vector<bs::result<int>> answers;
+  const auto took = stop_from_inside(1, answers);
+  EXPECT_LT(took, 1s) << "stop() waited for the partition it runs on";
+  ASSERT_EQ(answers.size(), 7u);
+  for (const auto& a : answers) ASSERT_TRUE(a.ok()) << a.error().to_string();
+}
+
+TEST(MisuseTest, DestroyingTheServerFromACompletionCallbackReturnsPromptly) {
+  auto* srv =
+      new bs::server<int, int>(squares(),
+                               {.batch_size = 2, .batch_timeout = 10s, .shutdown_timeout = 10s});
+  std::atomic<clock_type::duration::rep> took{-1};
+  bs::testing::gate destroyed;
+  srv->dispatch_async(1, [&](bs::result<int>) {
+    const auto start = clock_type::now();
+    delete srv;
+    took = (clock_type::now() - start).count();
+    destroyed.open();
+  });
+  auto other = srv->dispatch_async(2);  // fills the batch: both run at once
+  destroyed.wait();
+  EXPECT_LT(clock_type::duration(took.load()), 1s);
+  EXPECT_EQ(other.get().value(), 4);
+}
+
+TEST(MisuseTest, StopFromAStreamsEventCallbackReturnsPromptly) {
+  auto srv = std::make_unique<bs::streaming_server<int, int>>(
+      squares().streaming({}),
+      bs::server_options{.batch_size = 1, .batch_timeout = 0us, .shutdown_timeout = 10s});
+  std::atomic<clock_type::duration::rep> took{-1};
+  bs::testing::gate ended;
+  srv->dispatch_async(3, [&](bs::event<int> ev) {
+    if (ev.kind() == bs::event_kind::item) {
+      const auto start = clock_type::now();
+      srv->stop();
+      took = (clock_type::now() - start).count();
+    }
+    if (ev.kind() == bs::event_kind::end || ev.kind() == bs::event_kind::error) ended.open();
+  });
+  ended.wait();
+  srv.reset();
+  EXPECT_GE(took.load(), 0);
+  EXPECT_LT(clock_type::duration(took.load()), 1s);
+}
+
+// ---- fork() ---------------------------------------------------------------------
+
+namespace {
+// Runs `child` in a fork()ed child and returns its exit status, or -1 if it
+// has not exited within `limit` (it is then killed: a hang).
+template <class Child>
+int exit_status_of_fork(Child child, std::chrono::milliseconds limit) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(child());
+  const auto until = clock_type::now() + limit;
+  int status = 0;
+  while (clock_type::now() < until) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+    std::this_thread::sleep_for(5ms);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -1;
+}
+}  // namespace
+
+TEST(MisuseTest, AForkedChildGetsNoServingAtOnceFromItsParentsServerAndCanStartItsOwn) {
+  bs::server srv(squares(), {.name = "misuse.fork", .batch_size = 1, .batch_timeout = 0us});
+  EXPECT_EQ(srv.dispatch(2, {.timeout = 1s}).value(), 4);  // the deadline timer runs too
+  const int status = exit_status_of_fork(
+      [&] {
+        auto r = srv.dispatch(3, {.timeout = 1s});
+        if (r.ok() || r.error().code() != bs::errc::no_serving) return 1;
+        auto by_name = bs::dispatch<int, int>("misuse.fork", 3);
+        if (by_name.ok() || by_name.error().code() != bs::errc::no_serving) return 2;
+        srv.stop();  // returns at once
+        bs::server own(squares(), {.batch_size = 1, .batch_timeout = 0us});
+        if (own.dispatch(4).value_or(0) != 16) return 3;
+        return 0;
+      },
+      5s);
+  EXPECT_EQ(status, 0) << "-1: the child hung; 1-3: which check failed";
+  EXPECT_EQ(srv.dispatch(5).value(), 25) << "the parent's server is untouched";
 }

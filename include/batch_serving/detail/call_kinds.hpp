@@ -117,8 +117,12 @@ class future_call final
       : waiting_call<In, Out, Many>(std::move(inputs)), owner_(std::move(owner)) {}
   ~future_call() override { this->stop_cancelling(); }
 
-  void wait() noexcept override { waiting_call<In, Out, Many>::wait(); }
+  void wait() noexcept override {
+    if (!ready()) owner_->before_blocking_wait(*this);
+    waiting_call<In, Out, Many>::wait();
+  }
   bool wait_until(clock::time_point deadline) noexcept override {
+    if (!ready()) owner_->before_blocking_wait(*this);
     return waiting_call<In, Out, Many>::wait_until(deadline);
   }
   bool ready() const noexcept override { return waiting_call<In, Out, Many>::ready(); }

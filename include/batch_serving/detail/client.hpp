@@ -126,12 +126,14 @@ class client final : public endpoint<CallIn, CallOut>,
   // For the asynchronous calls this client made (see call_kinds.hpp).
   const definition& call_definition() const noexcept { return *def_; }
   bool cancel(call<In, Out>& c) noexcept { return intake_->cancel(c); }
+  void before_blocking_wait(call<In, Out>& c) noexcept { intake_->before_blocking_wait(c); }
 
  private:
   template <bool Many>
   auto wait_for(typename stored_call<In, Out, Many>::inputs_type inputs,
                 const call_options& options)
       -> result<typename stored_call<In, Out, Many>::answer_type> {
+    if (auto refused = intake_->blocking_wait_refusal()) return *refused;
     std::optional<error> bad;
     auto* c = make_call<waiting_call<In, Out, Many>>(bad, std::move(inputs));
     if (c == nullptr) return *bad;

@@ -52,6 +52,7 @@
 #include "batch_serving/detail/core_options.hpp"
 #include "batch_serving/detail/deadline_timer.hpp"
 #include "batch_serving/detail/execution.hpp"
+#include "batch_serving/detail/fork_guard.hpp"
 #include "batch_serving/detail/idle_spin.hpp"
 #include "batch_serving/detail/intake.hpp"
 #include "batch_serving/detail/mutex.hpp"
@@ -63,6 +64,10 @@
 #include "batch_serving/server_stats.hpp"
 
 namespace batch_serving::detail {
+
+// The engine whose partition this thread is (null on other threads): its
+// batch function and the completion callbacks it runs are on this thread.
+inline thread_local const void* current_partition_engine = nullptr;
 
 template <class In, class Out, class Queue = fifo_queue<In, Out>>
   requires call_queue<Queue, In, Out>
@@ -122,6 +127,12 @@ class engine final : public intake<In, Out>,
   }
 
   void submit(call<In, Out>& c, const call_options& call_opts) override {
+    if (forked_away()) {
+      refuse(c, error(errc::no_serving, "server " + display_name() +
+                                            " was started by the parent of this fork()ed "
+                                            "process: its threads did not survive fork()"));
+      return;
+    }
     admission_clock time;
     if (auto bad = apply_deadline(c, call_opts, options_.default_timeout, time)) {
       refuse(c, *bad);
@@ -182,7 +193,31 @@ class engine final : public intake<In, Out>,
     if (c.has_deadline()) timer_.watch(c);
   }
 
+  std::optional<error> blocking_wait_refusal() const override {
+    if (!on_partition_thread()) return std::nullopt;
+    return error(errc::invalid_argument,
+                 "a blocking dispatch on a thread of server " + display_name() +
+                     " (in its batch function, or a completion callback it runs) would wait for "
+                     "that thread itself: use dispatch_async with a callback instead");
+  }
+
+  void before_blocking_wait(call<In, Out>& c) noexcept override {
+    if (!on_partition_thread() || forked_away()) return;
+    {
+      lock_guard lock(mu_);
+      if (!queue_.remove(c)) return;  // executing elsewhere (or done): waiting is fine
+    }
+    if (c.fail(error(errc::invalid_argument,
+                     "waited for on a thread of server " + display_name() +
+                         " while still queued: that thread would wait for itself"))) {
+      observe_.call_ended(errc::invalid_argument);
+      c.complete();
+    }
+    c.release();  // the queue's reference
+  }
+
   bool cancel(call_base& base) noexcept override {
+    if (forked_away()) return false;  // its lock may be held by a thread the fork left behind
     auto& c = static_cast<call<In, Out>&>(base);  // only submit() arms calls with this engine
     if (!c.fail(error(errc::cancelled, "the call was cancelled by its caller"))) return false;
     observe_.call_ended(errc::cancelled);
@@ -195,8 +230,12 @@ class engine final : public intake<In, Out>,
   // the first to finish, except from the server's own threads, from inside
   // the stop in progress, or from any completion callback (one that stops its
   // server): that stop may wait for them, so they return at once and it
-  // finishes after them.
+  // finishes after them. The first stop() from a partition thread (its batch
+  // function or a completion callback) cannot wait for that partition either:
+  // it returns at once, the execution it is in completes and its callers get
+  // their results, and a thread of the engine's own finishes the shutdown.
   void stop() noexcept {
+    if (forked_away()) return;  // nothing of it runs here; its locks may be held
     unique_lock lock(mu_);
     if (state_ == lifecycle::draining || state_ == lifecycle::stopped) {
       if (runs_on_own_thread() || call_base::completions_running > 0) return;
@@ -207,8 +246,50 @@ class engine final : public intake<In, Out>,
     state_ = lifecycle::draining;
     drain_deadline_ = saturating_add(clock::now(), options_.shutdown_timeout);
     work_cv_.notify_all();
-    while (!all_exited() &&
-           state_cv_.wait_until(lock.native(), drain_deadline_) != std::cv_status::timeout) {
+    if (on_partition_thread() && finish_stop_elsewhere()) return;
+    finish_stop();
+  }
+
+  // Thread-safe, lock-free.
+  server_stats stats() const noexcept { return counters_.snapshot(); }
+
+  // True in a process fork()ed from the one that started this engine: none
+  // of its threads run here (fork_guard.hpp).
+  bool forked_away() const noexcept { return fork_generation() != born_in_fork_generation_; }
+
+ private:
+  enum class lifecycle { starting, running, draining, stopped };
+  enum class next_step { run_batch, settle, exit };
+
+  struct partition {
+    std::thread thread;
+    // The batch the partition is executing (its slices hold references), or
+    // null. The batch itself belongs to the partition's thread; stop() reads
+    // its slices under mu_ while this points to it.
+    const batch<In, Out>* running = nullptr;
+    bool exited = false;
+  };
+
+  bool on_partition_thread() const noexcept { return current_partition_engine == this; }
+
+  // Starts a thread that finishes the shutdown (finish_stop) and leaves it
+  // to run; false if no thread could start.
+  bool finish_stop_elsewhere() BATCH_SERVING_REQUIRES(mu_) {
+    try {
+      std::thread([self = this->shared_from_this()] {
+        lock_guard lock(self->mu_);
+        self->finish_stop();
+      }).detach();
+      return true;
+    } catch (...) {
+      return false;  // finish here, waiting as long as this thread can
+    }
+  }
+
+  // The rest of stop(): waits for the partitions to drain the queue and exit
+  // (up to the shutdown deadline), answers what is left, joins what it can.
+  void finish_stop() noexcept BATCH_SERVING_REQUIRES(mu_) {
+    while (!all_exited() && wait_until(state_cv_, mu_, drain_deadline_)) {
     }
 
     // Whatever is left was queued but never started, or is still executing
@@ -233,7 +314,7 @@ class engine final : public intake<In, Out>,
     state_ = lifecycle::stopped;
     std::thread timer_thread = std::move(timer_thread_);
     work_cv_.notify_all();
-    lock.unlock();
+    mu_.unlock();
     timer_.request_stop();  // every call it watched is answered below
 
     const error shut_down(errc::shutting_down,
@@ -253,26 +334,10 @@ class engine final : public intake<In, Out>,
     for (auto& t : stuck_threads) {
       if (t.joinable()) t.detach();
     }
-    lock.lock();
+    mu_.lock();
     stop_finished_ = true;
     state_cv_.notify_all();
   }
-
-  // Thread-safe, lock-free.
-  server_stats stats() const noexcept { return counters_.snapshot(); }
-
- private:
-  enum class lifecycle { starting, running, draining, stopped };
-  enum class next_step { run_batch, settle, exit };
-
-  struct partition {
-    std::thread thread;
-    // The batch the partition is executing (its slices hold references), or
-    // null. The batch itself belongs to the partition's thread; stop() reads
-    // its slices under mu_ while this points to it.
-    const batch<In, Out>* running = nullptr;
-    bool exited = false;
-  };
 
   std::string display_name() const {
     return options_.name.empty() ? std::string("(unnamed)") : "'" + options_.name + "'";
@@ -346,6 +411,7 @@ class engine final : public intake<In, Out>,
   }
 
   void run_partition(std::size_t index) {
+    current_partition_engine = this;
     const partition_info where{execution_mode::server, index, options_.batch_size};
     std::unique_ptr<batch_handler<In, Out>> handler;
     try {
@@ -361,6 +427,7 @@ class engine final : public intake<In, Out>,
     }
     if (handler) serve(index, *handler, where);
     handler.reset();  // the partition's state dies in its own thread
+    current_partition_engine = nullptr;
     lock_guard lock(mu_);
     partitions_[index].exited = true;
     state_cv_.notify_all();
@@ -502,14 +569,17 @@ class engine final : public intake<In, Out>,
     cv.wait(held);
     held.release();
   }
-  static void wait_until(std::condition_variable& cv, mutex& mu, clock::time_point until)
+  // False once `until` passed.
+  static bool wait_until(std::condition_variable& cv, mutex& mu, clock::time_point until)
       BATCH_SERVING_REQUIRES(mu) {
     std::unique_lock<std::mutex> held(mu.native(), std::adopt_lock);
-    cv.wait_until(held, until);
+    const bool in_time = cv.wait_until(held, until) == std::cv_status::no_timeout;
     held.release();
+    return in_time;
   }
 
   handler_factory<In, Out> factory_;
+  const unsigned born_in_fork_generation_ = fork_generation();
   const core_options options_;
   const std::vector<std::string> hooks_;
   stats_counters counters_;

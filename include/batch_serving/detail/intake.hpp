@@ -21,8 +21,11 @@
 // side never names which one it talks to.
 #pragma once
 
+#include <optional>
+
 #include "batch_serving/call_options.hpp"
 #include "batch_serving/detail/call.hpp"
+#include "batch_serving/error.hpp"
 
 namespace batch_serving::detail {
 
@@ -44,6 +47,17 @@ class intake : public call_canceller {
   // Returns true if this cancelled it. Thread-safe; never blocks on
   // executions.
   bool cancel(call_base& c) noexcept override = 0;
+
+  // Why a blocking wait for a new call would wait for itself on this thread
+  // (one of the threads that execute this intake's calls: a batch function,
+  // or a completion callback run there), if it would. Never blocks.
+  virtual std::optional<error> blocking_wait_refusal() const { return std::nullopt; }
+
+  // Called before this thread blocks waiting for `c` (future::wait): if that
+  // would wait for itself (`c` is still queued and this is one of the threads
+  // that must run it), answers `c` invalid_argument at once instead.
+  // Thread-safe; never blocks on executions.
+  virtual void before_blocking_wait(call<In, Out>& c) noexcept { static_cast<void>(c); }
 };
 
 }  // namespace batch_serving::detail

@@ -26,6 +26,7 @@ class server_handle {
   server_handle& operator=(server_handle&& other) noexcept {
     if (this != &other) {
       stop();
+      if (engine_ && engine_->forked_away()) new std::shared_ptr<Engine>(std::move(engine_));
       engine_ = std::move(other.engine_);
       client_ = std::move(other.client_);
     }
@@ -35,7 +36,13 @@ class server_handle {
   server_handle& operator=(const server_handle&) = delete;
 
   // Performs stop().
-  ~server_handle() { stop(); }
+  ~server_handle() {
+    stop();
+    // In a fork()ed child the engine's threads are gone but their handles
+    // are not: destroying it would terminate. Its memory goes with the
+    // child's exit (fork_guard.hpp).
+    if (engine_ && engine_->forked_away()) new std::shared_ptr<Engine>(std::move(engine_));
+  }
 
   // Shuts down as server.hpp describes: refuses new calls, drains, answers
   // the rest shutting_down. Blocks up to shutdown_timeout (returns at once

@@ -16,20 +16,23 @@
 //
 // Every function here is thread-safe and behaves as the server's own form
 // of the same name (blocking, allocation, call_options), after one lookup
-// of the name under the registry's mutex. Callback forms take a
-// std::function (one allocation for a large callable).
+// of the name under the registry's mutex. Callback forms take any callable,
+// move-only ones too (one allocation to share it).
 #pragma once
 
+#include <concepts>
 #include <functional>
 #include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "batch_serving/call_options.hpp"
 #include "batch_serving/detail/batch_handler.hpp"
+#include "batch_serving/detail/callable_traits.hpp"
 #include "batch_serving/detail/collected_stream.hpp"
 #include "batch_serving/detail/endpoint.hpp"
 #include "batch_serving/detail/future_state.hpp"
@@ -93,38 +96,46 @@ future<std::vector<CallOut>> dispatch_many_async(std::string_view name, std::vec
 
 // Callback forms: `done` runs once, on a server thread, or in this thread
 // when the call is answered at once (unknown name, bad input, shutting down).
-template <class CallIn, class CallOut>
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, result<CallOut>>
 void dispatch_async(std::string_view name, CallIn item, const call_options& options,
-                    std::function<void(result<CallOut>)> done) {
+                    Callback&& done) {
   auto target =
       detail::find_typed_endpoint<detail::endpoint<CallIn, CallOut>, CallIn, CallOut>(name, false);
   if (!target.ok()) {
-    detail::call_dropping_exceptions(done, target.error());
+    detail::call_dropping_exceptions(done, result<CallOut>(target.error()));
     return;
   }
-  (*target)->dispatch_async(std::move(item), options, std::move(done));
+  (*target)->dispatch_async(std::move(item), options,
+                            detail::shared_function<void(result<CallOut>)>(
+                                std::decay_t<Callback>(std::forward<Callback>(done))));
 }
-template <class CallIn, class CallOut>
-void dispatch_async(std::string_view name, CallIn item, std::function<void(result<CallOut>)> done) {
-  dispatch_async<CallIn, CallOut>(name, std::move(item), call_options{}, std::move(done));
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, result<CallOut>>
+void dispatch_async(std::string_view name, CallIn item, Callback&& done) {
+  dispatch_async<CallIn, CallOut>(name, std::move(item), call_options{},
+                                  std::forward<Callback>(done));
 }
 
-template <class CallIn, class CallOut>
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, result<std::vector<CallOut>>>
 void dispatch_many_async(std::string_view name, std::vector<CallIn> items,
-                         const call_options& options,
-                         std::function<void(result<std::vector<CallOut>>)> done) {
+                         const call_options& options, Callback&& done) {
   auto target =
       detail::find_typed_endpoint<detail::endpoint<CallIn, CallOut>, CallIn, CallOut>(name, false);
   if (!target.ok()) {
-    detail::call_dropping_exceptions(done, target.error());
+    detail::call_dropping_exceptions(done, result<std::vector<CallOut>>(target.error()));
     return;
   }
-  (*target)->dispatch_many_async(std::move(items), options, std::move(done));
+  (*target)->dispatch_many_async(std::move(items), options,
+                                 detail::shared_function<void(result<std::vector<CallOut>>)>(
+                                     std::decay_t<Callback>(std::forward<Callback>(done))));
 }
-template <class CallIn, class CallOut>
-void dispatch_many_async(std::string_view name, std::vector<CallIn> items,
-                         std::function<void(result<std::vector<CallOut>>)> done) {
-  dispatch_many_async<CallIn, CallOut>(name, std::move(items), call_options{}, std::move(done));
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, result<std::vector<CallOut>>>
+void dispatch_many_async(std::string_view name, std::vector<CallIn> items, Callback&& done) {
+  dispatch_many_async<CallIn, CallOut>(name, std::move(items), call_options{},
+                                       std::forward<Callback>(done));
 }
 
 // ---- streaming servers ------------------------------------------------------
@@ -168,38 +179,45 @@ event_stream<CallOut> dispatch_many_stream(std::string_view name,
 // Callback forms: `on_event` runs for each event in order, on server threads
 // (or in this thread when the call is answered at once: unknown name, bad
 // input, shutting down); the last event is `end` or `error`.
-template <class CallIn, class CallOut>
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, event<CallOut>>
 void dispatch_stream_async(std::string_view name, CallIn item, const call_options& options,
-                           std::function<void(event<CallOut>)> on_event) {
+                           Callback&& on_event) {
+  auto events = detail::shared_function<void(event<CallOut>)>(
+      std::decay_t<Callback>(std::forward<Callback>(on_event)));
   auto target = detail::find_stream_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
-    (void)detail::refused_stream<CallOut>(target.error(), on_event);
+    (void)detail::refused_stream<CallOut>(target.error(), events);
     return;
   }
-  (void)(*target)->dispatch(std::move(item), options, std::move(on_event));
+  (void)(*target)->dispatch(std::move(item), options, std::move(events));
 }
-template <class CallIn, class CallOut>
-void dispatch_stream_async(std::string_view name, CallIn item,
-                           std::function<void(event<CallOut>)> on_event) {
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, event<CallOut>>
+void dispatch_stream_async(std::string_view name, CallIn item, Callback&& on_event) {
   dispatch_stream_async<CallIn, CallOut>(name, std::move(item), call_options{},
-                                         std::move(on_event));
+                                         std::forward<Callback>(on_event));
 }
 
-template <class CallIn, class CallOut>
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, event<CallOut>>
 void dispatch_many_stream_async(std::string_view name, std::span<const CallIn> items,
-                                const call_options& options,
-                                std::function<void(event<CallOut>)> on_event) {
+                                const call_options& options, Callback&& on_event) {
+  auto events = detail::shared_function<void(event<CallOut>)>(
+      std::decay_t<Callback>(std::forward<Callback>(on_event)));
   auto target = detail::find_stream_endpoint<CallIn, CallOut>(name);
   if (!target.ok()) {
-    (void)detail::refused_stream<CallOut>(target.error(), on_event);
+    (void)detail::refused_stream<CallOut>(target.error(), events);
     return;
   }
-  (void)(*target)->dispatch_many(items, options, std::move(on_event));
+  (void)(*target)->dispatch_many(items, options, std::move(events));
 }
-template <class CallIn, class CallOut>
+template <class CallIn, class CallOut, class Callback>
+  requires std::invocable<Callback&, event<CallOut>>
 void dispatch_many_stream_async(std::string_view name, std::span<const CallIn> items,
-                                std::function<void(event<CallOut>)> on_event) {
-  dispatch_many_stream_async<CallIn, CallOut>(name, items, call_options{}, std::move(on_event));
+                                Callback&& on_event) {
+  dispatch_many_stream_async<CallIn, CallOut>(name, items, call_options{},
+                                              std::forward<Callback>(on_event));
 }
 
 }  // namespace batch_serving

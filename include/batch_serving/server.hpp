@@ -113,6 +113,13 @@ class server : public detail::server_handle<detail::engine<In, Out>,
                                              const call_options& options = {}) {
     return dispatch_many(std::span<const CallIn>(items.begin(), items.size()), options);
   }
+  // The same for items the caller gives up: moved, not copied (move-only
+  // inputs take this form).
+  result<std::vector<CallOut>> dispatch_many(std::vector<CallIn>&& items,
+                                             const call_options& options = {}) {
+    if (auto* c = this->client()) return c->dispatch_many_owned(std::move(items), options);
+    return this->moved_from();
+  }
 
   // Never blocks on the work: returns a future for the result (which can
   // also cancel the call, see future::cancel).
@@ -127,6 +134,15 @@ class server : public detail::server_handle<detail::engine<In, Out>,
     if (auto* c = this->client()) return c->dispatch_many_async(std::move(items), options);
     return future<std::vector<CallOut>>(
         new detail::ready_future_state<std::vector<CallOut>>(this->moved_from()));
+  }
+  // Takes the same arguments as dispatch_many (the items are copied).
+  future<std::vector<CallOut>> dispatch_many_async(std::span<const CallIn> items,
+                                                   const call_options& options = {}) {
+    return dispatch_many_async(std::vector<CallIn>(items.begin(), items.end()), options);
+  }
+  future<std::vector<CallOut>> dispatch_many_async(std::initializer_list<CallIn> items,
+                                                   const call_options& options = {}) {
+    return dispatch_many_async(std::vector<CallIn>(items), options);
   }
 
   // Never blocks on the work: `done(result)` runs once when the call
@@ -151,6 +167,30 @@ class server : public detail::server_handle<detail::engine<In, Out>,
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::vector<CallIn> items, Callback&& done) {
     dispatch_many_async(std::move(items), call_options{}, std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<std::vector<CallOut>>>
+  void dispatch_many_async(std::span<const CallIn> items, Callback&& done) {
+    dispatch_many_async(std::vector<CallIn>(items.begin(), items.end()), call_options{},
+                        std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<std::vector<CallOut>>>
+  void dispatch_many_async(std::span<const CallIn> items, const call_options& options,
+                           Callback&& done) {
+    dispatch_many_async(std::vector<CallIn>(items.begin(), items.end()), options,
+                        std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<std::vector<CallOut>>>
+  void dispatch_many_async(std::initializer_list<CallIn> items, Callback&& done) {
+    dispatch_many_async(std::vector<CallIn>(items), call_options{}, std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<std::vector<CallOut>>>
+  void dispatch_many_async(std::initializer_list<CallIn> items, const call_options& options,
+                           Callback&& done) {
+    dispatch_many_async(std::vector<CallIn>(items), options, std::forward<Callback>(done));
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>

@@ -92,6 +92,13 @@ class serving {
       return std::make_unique<detail::function_handler<In, Out, std::decay_t<F>>>(shared);
     };
   }
+  // Not a batch function: it must be callable as std::vector<Out>(std::span<const In>) or
+  // std::vector<Out>(std::span<const In>, execution_context&) (see batch_function above).
+  template <class NotABatchFunction>
+    requires(!batch_function<NotABatchFunction, In, Out>) && std::same_as<In, CallIn> &&
+                std::same_as<Out, CallOut> &&
+                (!std::same_as<std::remove_cvref_t<NotABatchFunction>, serving>)
+  explicit serving(NotABatchFunction) = delete;  // wants vector<Out>(span<const In>[, ctx&])
 
   // A serving whose state lives in a `Module`, created once per partition
   // (the seed's init): as Module(const partition_info&, args...) when that
@@ -107,9 +114,10 @@ class serving {
               std::constructible_from<Module, const Args&...>)
   static serving from_module(Args... args) {
     serving s;
-    s.mutable_def().factory = [stored =
-                                   std::make_tuple(std::move(args)...)](const partition_info& where)
-        -> std::unique_ptr<detail::batch_handler<In, Out>> {
+    // Shared, so that the factory stays copyable whatever the arguments are.
+    s.mutable_def().factory =
+        [stored = std::make_shared<const std::tuple<Args...>>(std::move(args)...)](
+            const partition_info& where) -> std::unique_ptr<detail::batch_handler<In, Out>> {
       return std::apply(
           [&](const auto&... a) {
             using handler = detail::module_handler<In, Out, Module>;
@@ -119,10 +127,20 @@ class serving {
               return std::make_unique<handler>(a...);
             }
           },
-          stored);
+          *stored);
     };
     return s;
   }
+  // Not a module for these types, or not constructible from the arguments: a
+  // Module needs handle_batch(std::span<const In>[, execution_context&])
+  // returning std::vector<Out>, and a constructor (const partition_info&,
+  // const Args&...) or (const Args&...) (see batch_module above).
+  template <class NotAModule, class... Args>
+    requires(!batch_module<NotAModule, In, Out> ||
+             !(std::constructible_from<NotAModule, const partition_info&, const Args&...> ||
+               std::constructible_from<NotAModule, const Args&...>)) &&
+                std::same_as<In, CallIn> && std::same_as<Out, CallOut>
+  static serving from_module(Args... args) = delete;  // wants handle_batch(span<const In>)
 
   // A copy whose executions hold at most `n` items: the default batch size
   // of servers started from it, and the chunk size of run_many. Throws
@@ -147,7 +165,7 @@ class serving {
     auto& d = mapped.mutable_def();
     d.factory = def_->factory;
     d.batch_size = def_->batch_size;
-    d.map_in = std::move(f);
+    d.map_in = detail::shared_function<In(const NewCallIn&)>(std::move(f));
     d.map_out = def_->map_out;
     return mapped;
   }
@@ -170,7 +188,7 @@ class serving {
     d.factory = def_->factory;
     d.batch_size = def_->batch_size;
     d.map_in = def_->map_in;
-    d.map_out = std::move(f);
+    d.map_out = detail::shared_function<NewCallOut(Out&&)>(std::move(f));
     return mapped;
   }
 

@@ -5,7 +5,10 @@
 // lambdas have none: name the type explicitly, map_inputs<T>(f).
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <type_traits>
+#include <utility>
 
 namespace batch_serving::detail {
 
@@ -45,6 +48,15 @@ using sole_parameter_t = std::remove_cvref_t<typename sole_parameter<std::decay_
 
 template <class F>
 concept has_sole_parameter = requires { typename sole_parameter<std::decay_t<F>>::type; };
+
+// A copyable std::function around `f`, which may be move-only: copies share
+// one `f` (calls reach it as a non-const lvalue, as std::function's do).
+template <class Signature, class F>
+std::function<Signature> shared_function(F f) {
+  return [shared = std::make_shared<F>(std::move(f))](auto&&... args) -> decltype(auto) {
+    return (*shared)(std::forward<decltype(args)>(args)...);
+  };
+}
 
 // Whether T is a complete type here (false for a class template that is
 // declared but not defined in this translation unit: a header is missing).

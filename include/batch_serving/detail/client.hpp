@@ -81,6 +81,15 @@ class client final : public endpoint<CallIn, CallOut>,
     return def_->finish(wait_for<true>(std::move(inputs), options));
   }
 
+  // dispatch_many for items the caller gave up (moved through when no
+  // map_inputs is set).
+  result<std::vector<CallOut>> dispatch_many_owned(std::vector<CallIn>&& items,
+                                                   const call_options& options) {
+    std::optional<std::vector<In>> inputs;
+    if (auto bad = batch_inputs(std::move(items), inputs, "dispatch_many")) return *bad;
+    return def_->finish(wait_for<true>(std::move(*inputs), options));
+  }
+
   future<CallOut> dispatch_async(CallIn item, const call_options& options) override {
     using kind = future_call<In, Out, CallIn, CallOut, false, client>;
     std::optional<In> input;
@@ -148,8 +157,9 @@ class client final : public endpoint<CallIn, CallOut>,
 
   // Maps an explicit batch; moves it through untouched when no mapping is set.
   std::optional<error> batch_inputs(std::vector<CallIn>&& items,
-                                    std::optional<std::vector<In>>& inputs) const {
-    if (auto bad = bad_batch_size(items.size(), "dispatch_many_async")) return bad;
+                                    std::optional<std::vector<In>>& inputs,
+                                    const char* operation = "dispatch_many_async") const {
+    if (auto bad = bad_batch_size(items.size(), operation)) return bad;
     if constexpr (std::is_same_v<In, CallIn>) {
       if (!def_->map_in) {
         inputs.emplace(std::move(items));

@@ -23,7 +23,8 @@ namespace batch_serving {
 
 struct call_options {
   // Answer timeout if the call has not finished this long after dispatch.
-  // Must not be negative; zero times out at once.
+  // Must not be negative; zero times out at once; one too long for the clock
+  // (microseconds::max()) means no timeout.
   std::optional<std::chrono::microseconds> timeout{};
   // Answer timeout if the call has not finished by then. With timeout too,
   // the earlier of the two applies. With neither, the server's

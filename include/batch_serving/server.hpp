@@ -35,10 +35,12 @@
 //
 // Every member function is thread-safe; dispatch forms may be called from any
 // thread. From the server's own threads (a completion callback, the batch
-// function) use the future or callback forms: a blocking form there waits
-// for the thread it runs on when the server has one partition. A server of a
-// streaming_serving is the specialization in streaming_server.hpp
-// (streaming_server<In, Out>).
+// function) use the future or callback forms: a blocking form there would
+// wait for the thread it runs on, so it is refused at once
+// (invalid_argument); stop() there returns at once and the shutdown finishes
+// on a thread of the server's own. Move-only: a moved-from server answers
+// every dispatch invalid_argument. A server of a streaming_serving is the
+// specialization in streaming_server.hpp (streaming_server<In, Out>).
 #pragma once
 
 #include <concepts>

@@ -19,7 +19,9 @@ struct server_options {
   // Empty: not registered. A name already taken by a running server is an error.
   std::string name{};
   // The most items one execution holds. Default: the serving's batch_size(n),
-  // or 1 when the serving sets none (as in the seed).
+  // or 1 when the serving sets none (as in the seed). More than the serving's
+  // batch_size(n) is an error at start: n is what its batch function was
+  // promised. Durations below that are too long for the clock mean "never".
   std::optional<std::size_t> batch_size{};
   // How long a batch waits for company before it runs anyway, counted from
   // its first item's arrival (or, for items left waiting behind a full

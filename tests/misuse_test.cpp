@@ -238,6 +238,15 @@ struct fragile {
   fragile& operator=(fragile&&) = default;
 };
 
+// A serving whose results are fragile: its value, wrapped.
+bs::serving<int, fragile> fragile_results() {
+  return bs::serving<int, fragile>([](std::span<const int> xs) {
+    std::vector<fragile> out;
+    for (int x : xs) out.emplace_back(x);
+    return out;
+  });
+}
+
 // Sets who throws for one test.
 struct fragile_moves {
   explicit fragile_moves(bool on_caller) {
@@ -271,11 +280,7 @@ TEST(MisuseTest, AnInputWhoseMoveThrowsFailsOnlyItsOwnCall) {
 
 TEST(MisuseTest, AResultWhoseMoveThrowsFailsOnlyItsOwnCall) {
   const fragile_moves off_caller(false);
-  bs::serving<int, fragile> wrap([](std::span<const int> xs) {
-    std::vector<fragile> out;
-    for (int x : xs) out.emplace_back(x);
-    return out;
-  });
+  const auto wrap = fragile_results();
   bs::server srv(wrap, {.batch_size = 3, .batch_timeout = 10s});
   auto first = srv.dispatch_async(1);
   auto poisoned = srv.dispatch_async(-1);  // its result is moved to it on the partition thread
@@ -290,11 +295,7 @@ TEST(MisuseTest, AResultWhoseMoveThrowsFailsOnlyItsOwnCall) {
 
 TEST(MisuseTest, AResultWhoseMoveThrowsInTheCallersThreadIsAnErrorThere) {
   const fragile_moves on_caller(true);
-  bs::serving<int, fragile> wrap([](std::span<const int> xs) {
-    std::vector<fragile> out;
-    for (int x : xs) out.emplace_back(x);
-    return out;
-  });
+  const auto wrap = fragile_results();
   bs::server srv(wrap, {.batch_size = 1, .batch_timeout = 0us});
   auto bad = srv.dispatch_async(-1).get();
   ASSERT_FALSE(bad.ok());

@@ -509,6 +509,10 @@ int exit_status_of_fork(Child child, std::chrono::milliseconds limit) {
 TEST(MisuseTest, AForkedChildGetsNoServingAtOnceFromItsParentsServerAndCanStartItsOwn) {
   bs::server srv(squares(), {.name = "misuse.fork", .batch_size = 1, .batch_timeout = 0us});
   EXPECT_EQ(srv.dispatch(2, {.timeout = 1s}).value(), 4);  // the deadline timer runs too
+  // POSIX lets the child of a multi-threaded process use only async-signal-safe
+  // functions; glibc's malloc is fork-safe anyway, AddressSanitizer's is not
+  // while another thread is inside it. Let the server's threads go idle first.
+  std::this_thread::sleep_for(50ms);
   const int status = exit_status_of_fork(
       [&] {
         auto r = srv.dispatch(3, {.timeout = 1s});

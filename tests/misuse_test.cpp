@@ -228,7 +228,7 @@ struct fragile {
   fragile(const fragile& other) : value(other.value) {
     if (value == copy_throws) throw std::runtime_error("fragile copy");
   }
-  fragile(fragile&& other) : value(other.value) {
+  fragile(fragile&& other) : value(other.value) {  // NOLINT(bugprone-exception-escape): on purpose
     const bool on_caller = std::this_thread::get_id() == caller;
     if (value < 0 && on_caller == moves_throw_on_caller.load()) {
       throw std::runtime_error("fragile move");
@@ -318,6 +318,61 @@ TEST(MisuseTest, AThrowingCopyOfAnInputIsReportedAsSuchNotAsMapInputs) {
   EXPECT_EQ(r.error().code(), bs::errc::invalid_argument);
   EXPECT_TRUE(contains(r.error().message(), "copying the input threw: fragile copy"))
       << r.error().message();
+}
+
+TEST(MisuseTest, TheAsyncSpanFormsAnswerAThrowingCopyInsteadOfThrowing) {
+  bs::serving<fragile, int> values([](std::span<const fragile> xs) {
+    return std::vector<int>(xs.size(), 0);
+  });
+  bs::server srv(values, {.batch_size = 1, .batch_timeout = 0us});
+  std::vector<fragile> copy_fails;
+  copy_fails.reserve(2);
+  copy_fails.emplace_back(1);
+  copy_fails.emplace_back(fragile::copy_throws);
+  const std::span<const fragile> items(copy_fails);
+
+  auto by_future = srv.dispatch_many_async(items).get();
+  ASSERT_FALSE(by_future.ok());
+  EXPECT_EQ(by_future.error().code(), bs::errc::invalid_argument);
+  EXPECT_TRUE(contains(by_future.error().message(), "copying the input threw: fragile copy"))
+      << by_future.error().message();
+
+  std::optional<bs::result<std::vector<int>>> by_callback;
+  srv.dispatch_many_async(items, [&](bs::result<std::vector<int>> r) { by_callback = r; });
+  ASSERT_TRUE(by_callback.has_value());  // refused at once: answered in this thread
+  ASSERT_FALSE(by_callback->ok());
+  EXPECT_EQ(by_callback->error().code(), bs::errc::invalid_argument);
+  EXPECT_EQ(srv.stats().calls_accepted, 0U);
+}
+
+// Copying throws for `copy_throws`; moving never throws but is not noexcept,
+// so a growing std::vector copies it.
+struct copy_throws_on_growth {
+  static constexpr int copy_throws = -1;
+  int value = 0;
+
+  copy_throws_on_growth(int v) : value(v) {}  // NOLINT(google-explicit-constructor)
+  copy_throws_on_growth(const copy_throws_on_growth& other) : value(other.value) {
+    if (value == copy_throws) throw std::runtime_error("copy on growth");
+  }
+  copy_throws_on_growth(copy_throws_on_growth&& other) : value(other.value) {}  // NOLINT
+  copy_throws_on_growth& operator=(const copy_throws_on_growth&) = default;
+  copy_throws_on_growth& operator=(copy_throws_on_growth&&) = default;
+};
+
+TEST(MisuseTest, GatheringABatchNeverCopiesOneCallsItemsOnAnothersAccount) {
+  bs::serving<copy_throws_on_growth, int> values([](std::span<const copy_throws_on_growth> xs) {
+    std::vector<int> out;
+    for (const auto& x : xs) out.push_back(x.value);
+    return out;
+  });
+  // Both calls in one batch: it runs when full.
+  bs::server srv(values, {.batch_size = 2, .batch_timeout = 10s});
+  auto first = srv.dispatch_async(copy_throws_on_growth(copy_throws_on_growth::copy_throws));
+  auto second = srv.dispatch_async(copy_throws_on_growth(7));
+  EXPECT_EQ(first.get().value(), copy_throws_on_growth::copy_throws);
+  EXPECT_EQ(second.get().value(), 7);
+  EXPECT_EQ(srv.stats().executions, 1U);
 }
 
 TEST(MisuseTest, MoveOnlyInputsAreMovedThrough) {

@@ -202,3 +202,77 @@ TEST(StressFindings, StopFromACancellationCallbackDuringStopReturns) {
   std::this_thread::sleep_for(20ms);
   stop_and_delete_or_report_deadlock(srv);
 }
+
+// ---- found by the fuzz target (tests/fuzz) ---------------------------------------
+
+namespace {
+// Holds its execution until the test lets it go.
+struct held_execution {
+  std::atomic<bool> running{false};
+  std::atomic<bool> release{false};
+  bs::serving<int, int> serving() {
+    return bs::serving<int, int>([this](std::span<const int> xs) {
+      running = true;
+      while (!release) std::this_thread::sleep_for(100us);
+      return std::vector<int>(xs.begin(), xs.end());
+    });
+  }
+};
+
+// Lives in the callback object, which lives in the call.
+struct alive_flag {
+  bool alive = true;
+  alive_flag() = default;
+  alive_flag(const alive_flag&) = default;
+  alive_flag(alive_flag&& other) noexcept : alive(other.alive) {}
+  alive_flag& operator=(const alive_flag&) = default;
+  alive_flag& operator=(alive_flag&&) = default;
+  ~alive_flag() { alive = false; }
+};
+}  // namespace
+
+// A running call cancelled by request_stop(): its completion callback runs
+// inside request_stop() and stops the server, which drops the partition's
+// and the timer's references. The stop callback held none of its own, so the
+// call (and the callback object) were destroyed under the running callback:
+// use-after-free, which ASan reports; here the flag it reads says so.
+TEST(StressFindings, ACancelledCallOutlivesItsCallbackThatStopsTheServer) {
+  held_execution held;
+  bs::server<int, int> srv(held.serving(),
+                           {.batch_size = 1, .batch_timeout = 0us, .shutdown_timeout = 10s});
+  std::stop_source source;
+  std::atomic<bool> destroyed_while_running{false};
+  srv.dispatch_async(1, {.timeout = 10s, .stop_token = source.get_token()},
+                     [&, flag = alive_flag{}](bs::result<int>) {
+                       held.release = true;  // the execution finishes
+                       srv.stop();           // drains, then stops the deadline timer
+                       if (!flag.alive) destroyed_while_running = true;
+                     });
+  while (!held.running) std::this_thread::sleep_for(100us);
+  source.request_stop();  // cancels the running call; its callback runs here
+  EXPECT_FALSE(destroyed_while_running);
+}
+
+// The same with the deadline passing while the cancelled call's callback
+// runs: the timer thread dropped the last reference and its ~stop_callback
+// waited for the callback, whose stop() joined the timer thread. Deadlock.
+TEST(StressFindings, StopInTheCallbackOfACancelledCallDoesNotWaitForTheTimer) {
+  held_execution held;
+  auto* srv = new server_t(bs::serving<item_t, item_t>([&held](std::span<const item_t> xs) {
+                             held.running = true;
+                             while (!held.release) std::this_thread::sleep_for(100us);
+                             return std::vector<item_t>(xs.begin(), xs.end());
+                           }),
+                           {.batch_size = 1, .batch_timeout = 0us, .shutdown_timeout = 10s});
+  auto source = std::make_shared<std::stop_source>();
+  srv->dispatch_async(1, {.timeout = 50ms, .stop_token = source->get_token()},
+                      [srv, &held](bs::result<item_t>) {
+                        held.release = true;                   // the execution finishes
+                        std::this_thread::sleep_for(200ms);   // and the deadline passes
+                        srv->stop();
+                      });
+  while (!held.running) std::this_thread::sleep_for(100us);
+  const bool returned = returns_within(5s, [source] { source->request_stop(); });
+  ASSERT_TRUE(returned) << "deadlock: the cancelled call's callback never returned from stop()";
+  delete srv;
+}

@@ -20,8 +20,9 @@ namespace batch_serving {
 
 // A value type: as thread-safe as T (const access from several threads is
 // fine). No member blocks; value() allocates only the exception it throws.
+// Moves throw exactly when T's do.
 template <class T>
-class [[nodiscard]] result {
+class [[nodiscard]] result {  // NOLINT(bugprone-exception-escape)
   static_assert(!std::is_same_v<std::remove_cv_t<T>, batch_serving::error>,
                 "result<error> is ambiguous");
 

@@ -140,11 +140,13 @@ class server : public detail::server_handle<detail::engine<In, Out>,
   // Takes the same arguments as dispatch_many (the items are copied).
   future<std::vector<CallOut>> dispatch_many_async(std::span<const CallIn> items,
                                                    const call_options& options = {}) {
-    return dispatch_many_async(std::vector<CallIn>(items.begin(), items.end()), options);
+    if (auto* c = this->client()) return c->dispatch_many_async_copied(items, options);
+    return future<std::vector<CallOut>>(
+        new detail::ready_future_state<std::vector<CallOut>>(this->moved_from()));
   }
   future<std::vector<CallOut>> dispatch_many_async(std::initializer_list<CallIn> items,
                                                    const call_options& options = {}) {
-    return dispatch_many_async(std::vector<CallIn>(items), options);
+    return dispatch_many_async(std::span<const CallIn>(items.begin(), items.size()), options);
   }
 
   // Never blocks on the work: `done(result)` runs once when the call
@@ -173,26 +175,30 @@ class server : public detail::server_handle<detail::engine<In, Out>,
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::span<const CallIn> items, Callback&& done) {
-    dispatch_many_async(std::vector<CallIn>(items.begin(), items.end()), call_options{},
-                        std::forward<Callback>(done));
+    dispatch_many_async(items, call_options{}, std::forward<Callback>(done));
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::span<const CallIn> items, const call_options& options,
                            Callback&& done) {
-    dispatch_many_async(std::vector<CallIn>(items.begin(), items.end()), options,
-                        std::forward<Callback>(done));
+    if (auto* c = this->client()) {
+      c->dispatch_many_copied_with_callback(items, options, std::forward<Callback>(done));
+    } else {
+      detail::call_dropping_exceptions(done, result<std::vector<CallOut>>(this->moved_from()));
+    }
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::initializer_list<CallIn> items, Callback&& done) {
-    dispatch_many_async(std::vector<CallIn>(items), call_options{}, std::forward<Callback>(done));
+    dispatch_many_async(std::span<const CallIn>(items.begin(), items.size()), call_options{},
+                        std::forward<Callback>(done));
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>
   void dispatch_many_async(std::initializer_list<CallIn> items, const call_options& options,
                            Callback&& done) {
-    dispatch_many_async(std::vector<CallIn>(items), options, std::forward<Callback>(done));
+    dispatch_many_async(std::span<const CallIn>(items.begin(), items.size()), options,
+                        std::forward<Callback>(done));
   }
   template <class Callback>
     requires std::invocable<Callback&, result<std::vector<CallOut>>>

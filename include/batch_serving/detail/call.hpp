@@ -98,6 +98,16 @@ class call_base {
   // ---- references ----------------------------------------------------------
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // A reference, unless the last one is gone (the call is being destroyed,
+  // on a thread that waits for whoever asks: a stop callback). Returns
+  // whether it took one.
+  bool try_add_ref() noexcept {
+    std::uint32_t n = refs_.load(std::memory_order_relaxed);
+    while (n != 0) {
+      if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }

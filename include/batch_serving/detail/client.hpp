@@ -105,6 +105,15 @@ class client final : public endpoint<CallIn, CallOut>,
     return start_future<kind>(std::move(inputs), std::move(bad), options);
   }
 
+  // dispatch_many_async of items the caller keeps (copied, or mapped).
+  future<std::vector<CallOut>> dispatch_many_async_copied(std::span<const CallIn> items,
+                                                          const call_options& options) {
+    using kind = future_call<In, Out, CallIn, CallOut, true, client>;
+    std::optional<std::vector<In>> inputs;
+    std::optional<error> bad = batch_inputs(items, inputs);
+    return start_future<kind>(std::move(inputs), std::move(bad), options);
+  }
+
   void dispatch_async(CallIn item, const call_options& options,
                       std::function<void(result<CallOut>)> done) override {
     dispatch_with_callback(std::move(item), options, std::move(done));
@@ -129,6 +138,15 @@ class client final : public endpoint<CallIn, CallOut>,
     using kind = callback_call<In, Out, CallIn, CallOut, true, client, std::decay_t<Callback>>;
     std::optional<std::vector<In>> inputs;
     std::optional<error> bad = batch_inputs(std::move(items), inputs);
+    start_callback<kind>(std::move(inputs), std::move(bad), options, std::forward<Callback>(done));
+  }
+
+  template <class Callback>
+  void dispatch_many_copied_with_callback(std::span<const CallIn> items,
+                                          const call_options& options, Callback&& done) {
+    using kind = callback_call<In, Out, CallIn, CallOut, true, client, std::decay_t<Callback>>;
+    std::optional<std::vector<In>> inputs;
+    std::optional<error> bad = batch_inputs(items, inputs);
     start_callback<kind>(std::move(inputs), std::move(bad), options, std::forward<Callback>(done));
   }
 
@@ -168,6 +186,15 @@ class client final : public endpoint<CallIn, CallOut>,
     }
     inputs.emplace();
     return def_->to_batch(std::span<const CallIn>(items), *inputs);
+  }
+
+  // Copies (or maps) an explicit batch the caller keeps; a throwing copy
+  // answers invalid_argument rather than escaping.
+  std::optional<error> batch_inputs(std::span<const CallIn> items,
+                                    std::optional<std::vector<In>>& inputs) const {
+    if (auto bad = bad_batch_size(items.size(), "dispatch_many_async")) return bad;
+    inputs.emplace();
+    return def_->to_batch(items, *inputs);
   }
 
   template <class Kind, class Inputs>

@@ -219,10 +219,18 @@ class engine final : public intake<In, Out>,
   bool cancel(call_base& base) noexcept override {
     if (forked_away()) return false;  // its lock may be held by a thread the fork left behind
     auto& c = static_cast<call<In, Out>&>(base);  // only submit() arms calls with this engine
-    if (!c.fail(error(errc::cancelled, "the call was cancelled by its caller"))) return false;
-    observe_.call_ended(errc::cancelled);
-    settle_early(c);
-    return true;
+    // A stop callback holds no reference, and the completion below may drop
+    // every other one (a callback that stops the server): keep the call
+    // alive until this is done. No reference left means it is being
+    // destroyed, long after it finished.
+    if (!c.try_add_ref()) return false;
+    const bool cancelled = c.fail(error(errc::cancelled, "the call was cancelled by its caller"));
+    if (cancelled) {
+      observe_.call_ended(errc::cancelled);
+      settle_early(c);
+    }
+    c.release();  // may be the last: destroying a stop callback from inside it is allowed
+    return cancelled;
   }
 
   // Shuts down as documented above; blocks for at most shutdown_timeout (plus
@@ -256,6 +264,13 @@ class engine final : public intake<In, Out>,
   // True in a process fork()ed from the one that started this engine: none
   // of its threads run here (fork_guard.hpp).
   bool forked_away() const noexcept { return fork_generation() != born_in_fork_generation_; }
+
+  // In a fork()ed child: keeps this engine alive for good through `self`,
+  // since destroying it would terminate on the handles of threads the child
+  // does not have. Its memory goes with the child's exit. Never allocates.
+  void abandon_in_forked_child(std::shared_ptr<engine> self) noexcept {
+    abandoned_self_ = std::move(self);
+  }
 
  private:
   enum class lifecycle { starting, running, draining, stopped };
@@ -543,9 +558,8 @@ class engine final : public intake<In, Out>,
 
   // `c` was just failed early (cancelled, timed out): takes it out of the
   // queue first, so its items never run and leave room under max_queue
-  // before its caller hears the answer, then completes it. The call must stay
-  // alive meanwhile: the caller of this holds a reference (the canceller's
-  // future, the timer's entry) or is a stop callback, whose destruction waits.
+  // before its caller hears the answer, then completes it. The caller of this
+  // holds a reference meanwhile (cancel()'s own, the timer's entry).
   void settle_early(call<In, Out>& c) noexcept {
     bool queued;
     {
@@ -580,6 +594,7 @@ class engine final : public intake<In, Out>,
 
   handler_factory<In, Out> factory_;
   const unsigned born_in_fork_generation_ = fork_generation();
+  std::shared_ptr<engine> abandoned_self_;  // set only in a fork()ed child
   const core_options options_;
   const std::vector<std::string> hooks_;
   stats_counters counters_;

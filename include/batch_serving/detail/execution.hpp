@@ -69,6 +69,15 @@ class execution {
   // (all of them unless a move threw, then a copy of the rest in kept_).
   std::span<const slice<In, Out>> gather_inputs(std::span<const slice<In, Out>> all) {
     inputs_.clear();
+    // Room for every item first: growing on the way would copy the items
+    // already in (for a type whose move may throw) and charge a throwing
+    // copy of one call's item to another.
+    std::size_t total = 0;
+    for (const auto& s : all) total += s.length;
+    try {
+      inputs_.reserve(total);
+    } catch (...) {  // out of memory: the push_backs below fail call by call
+    }
     bool dropped_any = false;
     for (std::size_t i = 0; i < all.size(); ++i) {
       const auto& s = all[i];

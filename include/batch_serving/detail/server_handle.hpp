@@ -26,7 +26,7 @@ class server_handle {
   server_handle& operator=(server_handle&& other) noexcept {
     if (this != &other) {
       stop();
-      if (engine_ && engine_->forked_away()) new std::shared_ptr<Engine>(std::move(engine_));
+      abandon_if_forked_away();
       engine_ = std::move(other.engine_);
       client_ = std::move(other.client_);
     }
@@ -38,10 +38,7 @@ class server_handle {
   // Performs stop().
   ~server_handle() {
     stop();
-    // In a fork()ed child the engine's threads are gone but their handles
-    // are not: destroying it would terminate. Its memory goes with the
-    // child's exit (fork_guard.hpp).
-    if (engine_ && engine_->forked_away()) new std::shared_ptr<Engine>(std::move(engine_));
+    abandon_if_forked_away();
   }
 
   // Shuts down as server.hpp describes: refuses new calls, drains, answers
@@ -93,6 +90,13 @@ class server_handle {
   }
 
  private:
+  // In a fork()ed child the engine's threads are gone but their handles are
+  // not: destroying it would terminate (fork_guard.hpp).
+  void abandon_if_forked_away() noexcept {
+    Engine* engine = engine_.get();
+    if (engine && engine->forked_away()) engine->abandon_in_forked_child(std::move(engine_));
+  }
+
   std::shared_ptr<Engine> engine_;
   std::shared_ptr<Client> client_;
 };

@@ -14,6 +14,7 @@ packages=(
   libeigen3-dev
   clang
   clang-tidy
+  libclang-rt-dev  # libFuzzer, for scripts/fuzz.sh
 )
 
 # The format check needs clang-format 16 or later (.clang-format uses options

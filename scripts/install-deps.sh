@@ -15,6 +15,9 @@ packages=(
   clang
   clang-tidy
   libclang-rt-dev  # libFuzzer, for scripts/fuzz.sh
+  libhiredis-dev      # the Redis transport (batch_serving::redis)
+  libmsgpack-cxx-dev  # its codecs
+  redis-server        # its tests start their own
 )
 
 # The format check needs clang-format 16 or later (.clang-format uses options

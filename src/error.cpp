@@ -11,6 +11,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::overloaded: return "overloaded";
     case errc::timeout: return "timeout";
     case errc::cancelled: return "cancelled";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown";
 }

@@ -31,6 +31,7 @@ const std::vector<std::pair<bs::errc, std::string_view>>& all_codes() {
       {bs::errc::overloaded, "overloaded"},
       {bs::errc::timeout, "timeout"},
       {bs::errc::cancelled, "cancelled"},
+      {bs::errc::unavailable, "unavailable"},
   };
   return codes;
 }

@@ -41,6 +41,11 @@ enum class errc {
   timeout,
   // The caller cancelled the call (future::cancel, call_options::stop_token).
   cancelled,
+  // The transport to a remote server (Redis) cannot be reached, or lost the
+  // connection while the call was in flight. The call may or may not have
+  // run: retry it when running it twice is harmless (an idempotent call), or
+  // within its deadline after the transport reconnects.
+  unavailable,
 };
 
 // The code's name as written above, e.g. "execution_failed". Never blocks

@@ -210,7 +210,7 @@ struct value {
   }
   // Not noexcept, as a type whose move can throw would be: std::vector then
   // copies it when it grows.
-  value(value&& other) : n(other.n), throws(other.throws) {
+  value(value&& other) : n(other.n), throws(other.throws) {  // NOLINT(bugprone-exception-escape)
     if (throws & (on_callers_thread ? throws_on_move_on_caller : throws_on_move_off_caller)) {
       fail(on_callers_thread ? "moving, on a caller's thread," : "moving, off a caller's thread,");
     }

@@ -47,14 +47,21 @@ inline std::optional<error> bad_batch_size(std::size_t n, const char* operation)
 // still throws.
 template <class Kind, class... Args>
 Kind* make_call(std::optional<error>& bad, Args&&... args) {
-  try {
+  // Only moving the caller's values can throw anything but bad_alloc. When
+  // none can, no handler: it keeps the construction out of line, ~50
+  // instructions a call (callgrind).
+  if constexpr ((std::is_nothrow_constructible_v<std::decay_t<Args>, Args&&> && ...)) {
     return new Kind(std::forward<Args>(args)...);
-  } catch (const std::bad_alloc&) {
-    throw;
-  } catch (...) {
-    bad = error(errc::invalid_argument,
-                "moving the input into its call threw: " + describe_current_exception());
-    return nullptr;
+  } else {
+    try {
+      return new Kind(std::forward<Args>(args)...);
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (...) {
+      bad = error(errc::invalid_argument,
+                  "moving the input into its call threw: " + describe_current_exception());
+      return nullptr;
+    }
   }
 }
 

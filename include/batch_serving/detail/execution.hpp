@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -76,27 +77,40 @@ class execution {
     for (const auto& s : all) total += s.length;
     try {
       inputs_.reserve(total);
-    } catch (...) {  // out of memory: the push_backs below fail call by call
+    } catch (...) {
+      fail(all, error(errc::execution_failed,
+                      "out of memory gathering a batch of " + std::to_string(total) + " items"));
+      return {};
     }
-    bool dropped_any = false;
-    for (std::size_t i = 0; i < all.size(); ++i) {
-      const auto& s = all[i];
-      const std::size_t start = inputs_.size();
-      try {
+    if constexpr (std::is_nothrow_move_constructible_v<In>) {
+      // Nothing below can throw: no handler to pay for on the hot path.
+      for (const auto& s : all) {
         for (auto& item : s.target->inputs().subspan(s.offset, s.length)) {
           inputs_.push_back(std::move(item));
         }
-      } catch (...) {
-        while (inputs_.size() > start) inputs_.pop_back();  // no default constructor needed
-        if (!dropped_any) kept_.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(i));
-        dropped_any = true;
-        fail({&s, 1}, error(errc::execution_failed, "moving an input into the batch threw: " +
-                                                        describe_current_exception()));
-        continue;
       }
-      if (dropped_any) kept_.push_back(s);
+      return all;
+    } else {
+      bool dropped_any = false;
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        const auto& s = all[i];
+        const std::size_t start = inputs_.size();
+        try {
+          for (auto& item : s.target->inputs().subspan(s.offset, s.length)) {
+            inputs_.push_back(std::move(item));
+          }
+        } catch (...) {
+          while (inputs_.size() > start) inputs_.pop_back();  // no default constructor needed
+          if (!dropped_any) kept_.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(i));
+          dropped_any = true;
+          fail({&s, 1}, error(errc::execution_failed, "moving an input into the batch threw: " +
+                                                          describe_current_exception()));
+          continue;
+        }
+        if (dropped_any) kept_.push_back(s);
+      }
+      return dropped_any ? std::span<const slice<In, Out>>(kept_) : all;
     }
-    return dropped_any ? std::span<const slice<In, Out>>(kept_) : all;
   }
 
   // One run of the batch function on `inputs`, reported.

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Fuzzes the public API with libFuzzer + ASan + UBSan (tests/fuzz/batch_serving_fuzz.cpp):
-# configures a clang++ build with -DBATCH_SERVING_BUILD_FUZZ=ON, builds the target
-# batch_serving_fuzz and runs it for SECONDS on a corpus kept in the build dir,
-# seeded from tests/fuzz/corpus/.
+# Fuzzes with libFuzzer + ASan + UBSan: configures a clang++ build with
+# -DBATCH_SERVING_BUILD_FUZZ=ON, builds one fuzz target and runs it for SECONDS on
+# a corpus kept in the build dir, seeded from the target's committed seeds:
+#   batch_serving_fuzz       the public API (tests/fuzz/batch_serving_fuzz.cpp),
+#                            seeds tests/fuzz/corpus/ (the default)
+#   batch_serving_wire_fuzz  the Redis transport's decode path (tests/fuzz/wire_fuzz.cpp),
+#                            seeds tests/fuzz/corpus-wire/; needs hiredis and msgpack-cxx
 #
 #   scripts/fuzz.sh [SECONDS] [BUILD_DIR] [libFuzzer options...]
 #   scripts/fuzz.sh                       # 60 s, build-fuzz
@@ -10,12 +13,16 @@
 #   scripts/fuzz.sh 60 build-fuzz -jobs=2 -workers=2
 #
 # Exits non-zero on any crash, sanitizer report, contract violation (the
-# target aborts with "batch_serving_fuzz: VIOLATION: ..."), hang (-timeout=10)
+# target aborts with "<target>: VIOLATION: ..."), hang (-timeout=10)
 # or out-of-memory (-rss_limit_mb=2048); the input that did it is written to
-# BUILD_DIR/fuzz-artifacts/ and the script prints how to replay it.
+# BUILD_DIR/fuzz-artifacts/ (fuzz-artifacts-wire/ for the wire target) and the
+# script prints how to replay it.
 #
-# Environment: BATCH_SERVING_FUZZ_CXX (default: clang++, else the newest
-# clang++-N), BATCH_SERVING_FUZZ_BUILD_TYPE (default RelWithDebInfo).
+# Environment: BATCH_SERVING_FUZZ_TARGET (default batch_serving_fuzz),
+# BATCH_SERVING_FUZZ_CXX (default: clang++, else the newest clang++-N),
+# BATCH_SERVING_FUZZ_BUILD_TYPE (default RelWithDebInfo).
+#
+#   BATCH_SERVING_FUZZ_TARGET=batch_serving_wire_fuzz scripts/fuzz.sh 30
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +37,17 @@ case "$seconds" in
     ;;
 esac
 build_type="${BATCH_SERVING_FUZZ_BUILD_TYPE:-RelWithDebInfo}"
+target="${BATCH_SERVING_FUZZ_TARGET:-batch_serving_fuzz}"
+# Each target keeps its own seeds, corpus, artifacts and log (suffix).
+case "$target" in
+  batch_serving_fuzz) suffix="" ;;
+  batch_serving_wire_fuzz) suffix="-wire" ;;
+  *)
+    echo "fuzz.sh: unknown BATCH_SERVING_FUZZ_TARGET '$target' (batch_serving_fuzz, batch_serving_wire_fuzz)" >&2
+    exit 2
+    ;;
+esac
+seeds="tests/fuzz/corpus$suffix"
 install_hint="install clang++ and libFuzzer: sudo apt-get install clang libclang-rt-14-dev (Debian 12), or set BATCH_SERVING_FUZZ_CXX"
 
 # ---------------------------------------------------------------- compiler
@@ -126,23 +144,29 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DBATCH_SERVING_BUILD_EXAMPLES=OFF -DBATCH_SERVING_BUILD_BENCH=OFF \
     -DBATCH_SERVING_INSTALL=OFF
 fi
-cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target batch_serving_fuzz
-fuzzer="$build/tests/fuzz/batch_serving_fuzz"
+if ! cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target "$target"; then
+  if [ "$target" = batch_serving_wire_fuzz ]; then
+    echo "fuzz.sh: could not build $target; it exists only when the Redis transport is built" \
+      "(apt-get install libhiredis-dev libmsgpack-cxx-dev, then reconfigure $build)" >&2
+  fi
+  exit 1
+fi
+fuzzer="$build/tests/fuzz/$target"
 
 # ---------------------------------------------------------------- run
 
-corpus="$build/fuzz-corpus"
-artifacts="$build/fuzz-artifacts"
-log="$build/fuzz.log"
+corpus="$build/fuzz-corpus$suffix"
+artifacts="$build/fuzz-artifacts$suffix"
+log="$build/fuzz$suffix.log"
 mkdir -p "$corpus" "$artifacts"
 touch "$probe_dir/started"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-echo "fuzz.sh: fuzzing for $seconds s: $fuzzer (corpus $corpus, seeds tests/fuzz/corpus)"
+echo "fuzz.sh: fuzzing for $seconds s: $fuzzer (corpus $corpus, seeds $seeds)"
 set +e
 # New inputs go to the first directory; the committed seeds are only read.
 "${run[@]}" "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$corpus" "$repo/tests/fuzz/corpus" \
+  -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$corpus" "$repo/$seeds" \
   2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e

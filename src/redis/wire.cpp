@@ -336,6 +336,7 @@ std::optional<error> check_consumer_id(std::string_view id) { return check_id("c
 serving_keys::serving_keys(std::string_view serving)
     : serving_(serving),
       request_stream_(std::string(key_prefix) + serving_ + "}:requests"),
+      workers_set_(std::string(key_prefix) + serving_ + "}:workers"),
       reply_prefix_(std::string(key_prefix) + serving_ + "}:replies:"),
       heartbeat_prefix_(std::string(key_prefix) + serving_ + "}:worker:") {}
 

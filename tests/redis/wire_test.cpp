@@ -50,6 +50,7 @@ bool contains(const bs::error& e, std::string_view text) {
 TEST(WireKeysTest, AllKeysOfAServingShareItsHashTag) {
   const wire::serving_keys keys = keys_of("embed.v2");
   EXPECT_EQ(keys.request_stream(), "bs:{embed.v2}:requests");
+  EXPECT_EQ(keys.workers_set(), "bs:{embed.v2}:workers");
   EXPECT_EQ(keys.reply_stream("client-7").value(), "bs:{embed.v2}:replies:client-7");
   EXPECT_EQ(keys.heartbeat_key("host_a.1").value(), "bs:{embed.v2}:worker:host_a.1");
   EXPECT_EQ(keys.reply_stream_prefix(), "bs:{embed.v2}:replies:");

@@ -8,6 +8,9 @@
 //   bs:{NAME}:requests          request stream; consumer group "workers"
 //   bs:{NAME}:replies:CLIENT    answer stream of one client process
 //   bs:{NAME}:worker:CONSUMER   a worker's heartbeat key (SET ... PX expiry)
+//   bs:{NAME}:workers           sorted set of the live workers: member
+//                               CONSUMER, score the time its heartbeat
+//                               expires, in ms on Redis's own clock (TIME)
 // NAME: 1..200 bytes, no '{', '}' (they would move the hash tag) and no
 // control characters (bytes < 0x20, 0x7f); other bytes, UTF-8 included, are
 // fine. CLIENT and CONSUMER: 1..64 bytes of [A-Za-z0-9._-]. A CLIENT id
@@ -123,6 +126,7 @@ class serving_keys {
 
   const std::string& serving() const noexcept { return serving_; }
   const std::string& request_stream() const noexcept { return request_stream_; }
+  const std::string& workers_set() const noexcept { return workers_set_; }
   // "bs:{NAME}:replies:": every reply stream of this serving starts so.
   const std::string& reply_stream_prefix() const noexcept { return reply_prefix_; }
 
@@ -137,6 +141,7 @@ class serving_keys {
 
   std::string serving_;
   std::string request_stream_;
+  std::string workers_set_;
   std::string reply_prefix_;
   std::string heartbeat_prefix_;
 };

@@ -276,8 +276,11 @@ TEST_F(RedisClientTest, SixtyFourThreadsShareRoundTrips) {
   EXPECT_EQ(stats.calls_sent, static_cast<std::uint64_t>(threads) * calls);
   // 64 blocking callers and one sender thread: each pipeline carries the
   // calls queued while the previous one was in flight (about 10 per round
-  // trip measured; assert well below that).
-  EXPECT_LT(stats.round_trips * 2, stats.calls_sent);
+  // trip measured in a Release build, about 2 under TSan).
+  EXPECT_LT(stats.round_trips, stats.calls_sent);
+#if !defined(__SANITIZE_THREAD__)
+  EXPECT_LT(stats.round_trips * 2, stats.calls_sent);  // under TSan: ~2 calls per round trip
+#endif
   std::cout << "[ pipeline ] " << stats.calls_sent << " calls in " << stats.round_trips
             << " round trips: "
             << static_cast<double>(stats.calls_sent) / static_cast<double>(stats.round_trips)
@@ -516,6 +519,59 @@ TEST_F(RedisClientTest, GeneratesDistinctClientIdsAndExpiresTheReplyStream) {
     return conn.command({"PTTL", a.reply_stream()}).value().integer() > 0 &&
            conn.command({"XLEN", a.reply_stream()}).value().integer() == 0;
   }));
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(RedisClientTest, StopAnswersOutstandingCallsAndRefusesLaterOnes) {
+  fake_worker worker(redis_->tcp_endpoint(), behaviour::never_answer);
+  redis_client<int, int> client(options());
+  std::atomic<int> stopped{0};
+  client.dispatch_many_async(std::vector<int>{1, 2}, {}, [&](auto r) {
+    if (!r.ok() && r.error().code() == errc::shutting_down) stopped.fetch_add(1);
+  });
+  ASSERT_TRUE(eventually([&] { return worker.requests() == 1; }));
+  client.stop();
+  EXPECT_EQ(stopped.load(), 1);
+  EXPECT_EQ(client.dispatch(3).error().code(), errc::shutting_down);
+  client.stop();  // idempotent
+}
+
+TEST_F(RedisClientTest, StartsWithoutRedisAnswersUnavailableAtOnceThenConnects) {
+  redis_->stop();
+  redis_client<int, int> client(options());
+  const auto start = clock_type::now();
+  auto r = client.dispatch(1, {.timeout = 5s});
+  EXPECT_LT(since(start), 1s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), errc::unavailable) << r.error().to_string();
+  redis_->restart();
+  fake_worker worker(redis_->tcp_endpoint(), behaviour::correct);
+  EXPECT_TRUE(eventually([&] {
+    auto ok = client.dispatch(5, {.timeout = 1s});
+    return ok.ok() && *ok == 11;
+  }));
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(RedisClientTest, ABurstOfAsyncCallsFromOneThreadSharesRoundTrips) {
+  fake_worker worker(redis_->tcp_endpoint(), behaviour::correct);
+  redis_client<int, int> client(options());
+  ASSERT_EQ(client.dispatch(0).value(), 1);  // connected, workers counted
+  std::vector<batch_serving::future<int>> futures;
+  constexpr int calls = 2000;
+  for (int i = 0; i < calls; ++i) futures.push_back(client.dispatch_async(i, {.timeout = 30s}));
+  for (int i = 0; i < calls; ++i) EXPECT_EQ(futures[i].get().value(), 2 * i + 1);
+  const auto stats = client.stats();
+  std::cout << "[ pipeline ] burst: " << stats.calls_sent << " calls in " << stats.round_trips
+            << " round trips\n";
+  // A submitting thread outruns one round trip by far: 3 measured (1,024 a pipeline).
+  EXPECT_LT(stats.round_trips * 4, stats.calls_sent);
 }
 
 }  // namespace

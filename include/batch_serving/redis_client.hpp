@@ -35,9 +35,8 @@
 //   reconnects with backoff and keeps reading its reply stream where it left
 //   off; later calls succeed once Redis is back. While either connection is
 //   down, calls are answered unavailable at once (nothing is queued for
-//   later). A call the sender writes just as the reply connection breaks may
-//   miss that sweep: it is answered when the reply connection is back (its
-//   answer is still in the stream) or by its deadline.
+//   later), and every call sent before the reply connection broke is
+//   answered unavailable when it breaks (its late answer is dropped).
 // - shutting_down: stop() or the destructor answered it.
 //
 // Pipelining: a sender thread writes every call queued since its last write
@@ -48,13 +47,13 @@
 // Threads and lifecycle: three threads per client (sender, receiver, deadline
 // timer), each of the first two with its own Redis connection. running ->
 // stopped: stop() (and the destructor) answers every outstanding call
-// shutting_down and joins the threads; it waits at most for one Redis
-// command in progress, which it interrupts. Callbacks run on the thread that
-// answered the call (usually the receiver): keep them short; a blocking
-// dispatch there is refused (invalid_argument) since it would wait for
-// its own thread; so is destroying the client there (not checked: it would
-// join its own thread). Every member function is thread-safe. Not movable.
-// A future or callback may outlive the client: it holds the shared core.
+// shutting_down and joins the threads; it interrupts a Redis command in
+// progress, and may wait for one connect attempt (endpoint.connect_timeout
+// for the connect and again for the login) when Redis is being reconnected. Callbacks run on the
+// thread that answered the call (usually the receiver): keep them short; a blocking dispatch there
+// is refused (invalid_argument) since it would wait for its own thread; so is destroying the client
+// there (not checked: it would join its own thread). Every member function is thread-safe. Not
+// movable. A future or callback may outlive the client: it holds the shared core.
 //
 // The reply stream: the receiver reads it with XREAD BLOCK reply_block,
 // deletes what it read (XTRIM MINID, pipelined with the next read) and

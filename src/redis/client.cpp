@@ -258,6 +258,15 @@ std::uint64_t redis_client_core::submit(std::shared_ptr<remote_call> call, wire:
       lock.unlock();
       return refuse(errc::shutting_down, "redis_client: stopped");
     }
+    // Under mu_: a thread that goes down sets its flag under mu_ and then
+    // sweeps the queue, so a call queued here is either swept or refused.
+    if (!sender_up_.load(std::memory_order_relaxed) ||
+        !receiver_up_.load(std::memory_order_relaxed)) {
+      std::string why = down_reason_;
+      lock.unlock();
+      return refuse(errc::unavailable,
+                    "redis_client: Redis is unreachable, the call was not sent (" + why + ")");
+    }
     outstanding_.emplace(sequence, outstanding_call{.call = std::move(call),
                                                     .sent = false,
                                                     .item_count = item_count});
@@ -469,17 +478,30 @@ void redis_client_core::send_batch(redis_connection& conn, std::vector<queued_se
   std::vector<std::uint64_t> written;
   written.reserve(batch.size());
   const clock::time_point now = clock::now();
+  std::vector<std::shared_ptr<remote_call>> unreadable;
   {
-    // Skip calls answered while queued (timed out, cancelled); mark the rest sent.
+    // Skip calls answered while queued (timed out, cancelled); mark the rest
+    // sent, unless the reply connection is down (see receiver_loop): then
+    // they are answered unavailable, not sent.
     lock_guard<mutex> lock(mu_);
+    const bool replies_readable = receiver_up_.load(std::memory_order_relaxed);
     for (queued_send& send : batch) {
       auto it = outstanding_.find(send.sequence);
-      if (it == outstanding_.end()) {
+      if (it == outstanding_.end() || !replies_readable) {
+        if (it != outstanding_.end()) {
+          unreadable.push_back(std::move(it->second.call));
+          outstanding_.erase(it);
+        }
         send.sequence = 0;
         continue;
       }
       it->second.sent = true;
     }
+  }
+  for (auto& call : unreadable) {
+    call->complete(error(errc::unavailable,
+                         "redis_client: the reply stream cannot be read (Redis is unreachable), "
+                         "the call was not sent"));
   }
   for (queued_send& send : batch) {
     if (send.sequence == 0) continue;
@@ -532,18 +554,16 @@ void redis_client_core::sender_loop(const std::stop_token& stop) {
   std::vector<queued_send> batch;
   while (!stop.stop_requested()) {
     if (!conn || conn->broken()) {
-      sender_up_.store(false, std::memory_order_relaxed);
-      if (conn) {
-        lock_guard<mutex> lock(mu_);
-        down_reason_ = conn->failure() ? conn->failure()->message() : "connection lost";
-      }
       install(sender_slot, nullptr);
-      conn.reset();
-      // Fail what is queued: nothing can be sent now.
+      // Down, and fail what is queued: nothing can be sent now. One lock:
+      // submit() queues nothing once the flag is down (see there).
       {
         lock_guard<mutex> lock(mu_);
+        sender_up_.store(false, std::memory_order_relaxed);
+        if (conn) down_reason_ = conn->failure() ? conn->failure()->message() : "connection lost";
         batch.swap(queue_);
       }
+      conn.reset();
       for (queued_send& send : batch) {
         std::string why;
         {
@@ -557,7 +577,10 @@ void redis_client_core::sender_loop(const std::stop_token& stop) {
       batch.clear();
       conn = reconnect(stop, backoff, sender_slot, false);
       if (!conn) break;
-      sender_up_.store(true, std::memory_order_relaxed);
+      {
+        lock_guard<mutex> lock(mu_);
+        sender_up_.store(true, std::memory_order_relaxed);
+      }
       continue;
     }
     {
@@ -663,11 +686,14 @@ void redis_client_core::receiver_loop(const std::stop_token& stop) {
   const std::string count = std::to_string(reply_read_count);
   while (!stop.stop_requested()) {
     if (!conn || conn->broken()) {
-      receiver_up_.store(false, std::memory_order_relaxed);
       std::string why = conn && conn->failure() ? conn->failure()->message() : "not connected";
-      if (conn) {
+      {
+        // Under mu_, before the sweep below: the sender marks a call sent
+        // only while this flag is up (send_batch), so every call sent before
+        // the reply connection broke is swept, and none is sent after.
         lock_guard<mutex> lock(mu_);
-        down_reason_ = why;
+        receiver_up_.store(false, std::memory_order_relaxed);
+        if (conn) down_reason_ = why;
       }
       install(receiver_slot, nullptr);
       const bool was_connected = conn != nullptr;
@@ -682,7 +708,10 @@ void redis_client_core::receiver_loop(const std::stop_token& stop) {
       conn = reconnect(stop, backoff, receiver_slot, false);
       if (!conn) break;
       expire_due = {};
-      receiver_up_.store(true, std::memory_order_relaxed);
+      {
+        lock_guard<mutex> lock(mu_);
+        receiver_up_.store(true, std::memory_order_relaxed);
+      }
       continue;
     }
     // One round trip: trim what was read, refresh the expiry when due, read on.

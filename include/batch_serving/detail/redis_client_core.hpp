@@ -171,8 +171,10 @@ class redis_client_core {
   std::optional<error> first_failure_;  // why the first connect failed (unavailable)
 
   // Whether each connection is up; a call is sent only when both are (the
-  // receiver could not see its answer otherwise). Relaxed: advisory, the
-  // sender re-reads it per batch.
+  // receiver could not see its answer otherwise). Written under mu_, and
+  // read under mu_ where a call is queued or marked sent, so those decisions
+  // agree with the sweeps a thread going down makes; read without it only as
+  // a hint (submit's fast refusal). Atomic for those hint reads.
   std::atomic<bool> sender_up_{false};
   std::atomic<bool> receiver_up_{false};
   // The last reason a connection is down, for messages. Guarded by mu_.

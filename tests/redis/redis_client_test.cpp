@@ -575,3 +575,27 @@ TEST_F(RedisClientTest, ABurstOfAsyncCallsFromOneThreadSharesRoundTrips) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(RedisClientTest, AHungRedisNeverHoldsACallPastItsDeadlineNorTheDestructor) {
+  fake_worker worker(redis_->tcp_endpoint(), behaviour::correct);
+  auto client = std::make_unique<redis_client<int, int>>(options());
+  ASSERT_EQ(client->dispatch(1).value(), 3);
+  redis_->pause();
+  const auto start = clock_type::now();
+  auto r = client->dispatch(2, {.timeout = 300ms});
+  const auto took = since(start);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), errc::timeout) << r.error().to_string();
+  EXPECT_LT(took, 1500ms);
+  auto pending = client->dispatch_async(3);  // no deadline
+  const auto stopping = clock_type::now();
+  client.reset();
+  EXPECT_LT(since(stopping), 3s);
+  ASSERT_TRUE(pending.ready());
+  EXPECT_FALSE(pending.get().ok());
+  redis_->resume();
+}
+
+}  // namespace

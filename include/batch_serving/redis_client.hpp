@@ -125,15 +125,15 @@ struct redis_client_options {
 // Counters since construction; a snapshot, each counter read on its own
 // (relaxed), so sums across them may be off by calls in progress.
 struct redis_client_stats {
-  std::uint64_t calls_sent = 0;          // request entries written (XADD replied)
-  std::uint64_t round_trips = 0;         // pipelines of XADDs written
-  std::uint64_t answers_delivered = 0;   // answers from the reply stream given to a call
+  std::uint64_t calls_sent = 0;  // request entries written (XADD replied)
+  std::uint64_t round_trips = 0;  // pipelines of XADDs written
+  std::uint64_t answers_delivered = 0;  // answers from the reply stream given to a call
   std::uint64_t duplicates_dropped = 0;  // answers to calls of ours no longer outstanding
-  std::uint64_t foreign_dropped = 0;     // answers naming another client, or a call never made
+  std::uint64_t foreign_dropped = 0;  // answers naming another client, or a call never made
   std::uint64_t malformed_dropped =
-      0;   // entries failing wire::parse_answer, or results of the wrong count
-  std::uint64_t timeouts = 0;            // calls answered timeout by this client
-  std::uint64_t reconnects = 0;          // connections re-established after a failure
+      0;  // entries failing wire::parse_answer, or results of the wrong count
+  std::uint64_t timeouts = 0;  // calls answered timeout by this client
+  std::uint64_t reconnects = 0;  // connections re-established after a failure
   std::uint64_t refused = 0;  // answered at once: overloaded, no_serving, unavailable, ...
 };
 
@@ -285,6 +285,23 @@ class redis_client {
   // Never blocks on the work: `done(result)` runs once, on the thread that
   // answered the call (the receiver, the timer, the sender, or this thread
   // when it is refused at once). Exceptions it throws are dropped.
+  template <class Callback>
+    requires std::invocable<Callback&, result<Out>>
+  void dispatch_async(const In& item, Callback&& done) {
+    dispatch_async(item, call_options{}, std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<std::vector<Out>>>
+  void dispatch_many_async(std::span<const In> items, Callback&& done) {
+    dispatch_many_async(items, call_options{}, std::forward<Callback>(done));
+  }
+  template <class Callback>
+    requires std::invocable<Callback&, result<std::vector<Out>>>
+  void dispatch_many_async(std::initializer_list<In> items, const call_options& options,
+                           Callback&& done) {
+    dispatch_many_async(std::span<const In>(items.begin(), items.size()), options,
+                        std::forward<Callback>(done));
+  }
   template <class Callback>
     requires std::invocable<Callback&, result<Out>>
   void dispatch_async(const In& item, const call_options& options, Callback&& done) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -237,6 +238,10 @@ TEST_F(RedisClientTest, AnswersOneAndManyItemsWithTheCallersOwnResults) {
   EXPECT_EQ(client.dispatch_many({1, 2, 3}).value(), (std::vector<int>{3, 5, 7}));
   auto later = client.dispatch_async(10);
   auto many_later = client.dispatch_many_async({4, 5});
+  std::atomic<int> many_called{0};
+  client.dispatch_many_async({6, 7}, {}, [&](batch_serving::result<std::vector<int>> r) {
+    if (r.ok() && *r == std::vector<int>{13, 15}) many_called.fetch_add(1);
+  });
   std::atomic<int> called{0};
   std::atomic<int> seen{0};
   client.dispatch_async(20, {}, [&](batch_serving::result<int> r) {
@@ -247,9 +252,10 @@ TEST_F(RedisClientTest, AnswersOneAndManyItemsWithTheCallersOwnResults) {
   EXPECT_EQ(many_later.get().value(), (std::vector<int>{9, 11}));
   EXPECT_TRUE(eventually([&] { return called.load() == 1; }));
   EXPECT_EQ(seen.load(), 41);
+  EXPECT_TRUE(eventually([&] { return many_called.load() == 1; }));
   const auto stats = client.stats();
-  EXPECT_EQ(stats.calls_sent, 5U);
-  EXPECT_EQ(stats.answers_delivered, 5U);
+  EXPECT_EQ(stats.calls_sent, 6U);
+  EXPECT_EQ(stats.answers_delivered, 6U);
   EXPECT_EQ(stats.duplicates_dropped + stats.foreign_dropped + stats.malformed_dropped, 0U);
 }
 
@@ -328,6 +334,8 @@ struct dropped_case {
   behaviour how;
   const char* name;
 };
+
+void PrintTo(const dropped_case& c, std::ostream* out) { *out << c.name; }
 
 class DroppedAnswerTest : public RedisClientTest,
                           public ::testing::WithParamInterface<dropped_case> {};

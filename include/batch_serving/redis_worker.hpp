@@ -74,8 +74,11 @@
 // and for those answers and acknowledgements to be written, then removes the
 // worker from the live-workers set (when something is still pending it
 // marks the heartbeat expired instead, so others claim it at once) and joins
-// the threads; all within shutdown_timeout plus at most one command timeout,
-// whatever state Redis is in. Entries not read stay for the other workers.
+// the threads; all within shutdown_timeout plus, for that last step, the
+// endpoint's command timeout (twice) and connect timeout (twice: a
+// reconnect) at worst, whatever state Redis is in; with Redis down (connects
+// refused) or up, a few milliseconds. Entries not read stay for the other
+// workers.
 //
 // The local server must outlive the worker (stop or destroy the worker
 // first): the worker holds a reference to it. Stopping the server first is
@@ -190,7 +193,7 @@ class redis_worker {
   ~redis_worker() = default;
 
   // Shuts down as the top of this file describes. Blocks up to
-  // shutdown_timeout plus one command timeout. Idempotent and thread-safe
+  // shutdown_timeout plus the goodbye's bound (above). Idempotent and thread-safe
   // (a second caller waits for the first to finish). Never throws. Call it
   // from a thread of your own, not from a completion callback or batch
   // function of the local server (it waits for their calls to finish).

@@ -584,6 +584,28 @@ TEST_F(RedisWorkerTest, StopIsPromptAnswersWhatItTookAndLeavesTheRest) {
   ASSERT_EQ(groups.size(), 1U);
 }
 
+TEST_F(RedisWorkerTest, AStopOutOfTimeLeavesWhatItHoldsToAnotherWorker) {
+  auto first_server = start_server(1, 1ms);
+  bs::redis_worker_options options = quick_options();
+  options.shutdown_timeout = 200ms;
+  int_worker first(*first_server, serving_name, options);
+  raw_client c = client();
+  log_.close();
+  const std::string call_id = c.send(wire::call_form::one, {6});
+  ASSERT_TRUE(eventually([&] { return log_.started.load() == 1; }));
+  first.stop();  // gives up on the running call: its entry stays pending
+  EXPECT_EQ(c.pending(), (std::map<std::string, long long>{{first.consumer_id(), 1}}));
+  EXPECT_EQ(c.worker_score(first.consumer_id()), 0.0);  // expired at once, not removed
+  log_.open();
+  auto second_server = start_server(1, 1ms);
+  bs::redis_worker second(*second_server, serving_name, quick_options());  // deduced types
+  EXPECT_EQ(results_of(c.answer(call_id)), std::vector<int>{36});
+  EXPECT_EQ(second.stats().entries_claimed, 1U);
+  ASSERT_TRUE(eventually([&] { return second.stats().dead_workers_removed == 1; }));
+  EXPECT_FALSE(c.worker_score(first.consumer_id()).has_value());
+  EXPECT_EQ(first.stats().answered(), 0U);
+}
+
 TEST_F(RedisWorkerTest, ConcurrentStopsAndTheDestructorAgree) {
   auto local = start_server();
   auto worker = std::make_unique<int_worker>(*local, serving_name, quick_options());

@@ -269,8 +269,10 @@ struct worker_state {
   // Items dispatched to the local server and not yet answered.
   std::size_t in_flight_items BATCH_SERVING_GUARDED_BY(mu) = 0;
 
-  // Counters (redis_worker_stats); relaxed: each is exact on its own, the
-  // snapshot is not a cut, and nothing is published through them.
+  // Counters (redis_worker_stats). Each is exact on its own; the snapshot
+  // is not a cut. Release increments and acquire loads: a reader that sees
+  // a count also sees the counts bumped before it (an answer's is bumped
+  // before its entry's acknowledgement).
   std::atomic<std::uint64_t> entries_read{0};
   std::atomic<std::uint64_t> entries_claimed{0};
   std::atomic<std::uint64_t> calls_dispatched{0};
@@ -286,7 +288,7 @@ struct worker_state {
 namespace {
 
 void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {
-  counter.fetch_add(by, std::memory_order_relaxed);
+  counter.fetch_add(by, std::memory_order_release);
 }
 
 }  // namespace
@@ -896,7 +898,7 @@ void redis_worker_core::stop() noexcept {
 
 redis_worker_stats redis_worker_core::stats() const noexcept {
   const worker_state& s = *state_;
-  auto get = [](const std::atomic<std::uint64_t>& n) { return n.load(std::memory_order_relaxed); };
+  auto get = [](const std::atomic<std::uint64_t>& n) { return n.load(std::memory_order_acquire); };
   redis_worker_stats out;
   out.entries_read = get(s.entries_read);
   out.entries_claimed = get(s.entries_claimed);

@@ -637,6 +637,26 @@ TEST_F(RedisWorkerTest, SurvivesRedisKilledAndServesAgainOnceItIsBack) {
   EXPECT_FALSE(c.worker_score(worker.consumer_id()).has_value());
 }
 
+TEST_F(RedisWorkerTest, WritesAnAnswerThatFoundRedisGoneOnceItIsBack) {
+  auto local = start_server(1, 1ms);
+  int_worker worker(*local, serving_name, quick_options());
+  std::string call_id;
+  {
+    raw_client c = client();
+    log_.close();
+    call_id = c.send(wire::call_form::many, {7, 8});
+    ASSERT_TRUE(eventually([&] { return log_.started.load() == 1; }));
+  }
+  redis().kill();
+  log_.open();  // the answer is ready while Redis is gone
+  ASSERT_TRUE(eventually([&] { return local->stats().items_executed == 2; }));
+  redis().restart();
+  raw_client c = client();  // the same client id and reply stream
+  EXPECT_EQ(results_of(c.answer(call_id)), (std::vector<int>{49, 64}));
+  ASSERT_TRUE(eventually([&] { return worker.stats().answered_results == 1; }));
+  EXPECT_GE(worker.stats().reconnects, 1U);
+}
+
 TEST_F(RedisWorkerTest, StopIsBoundedWhenRedisIsGoneWithAnswersOutstanding) {
   auto local = start_server(1, 1ms);
   bs::redis_worker_options options = quick_options();
@@ -655,6 +675,30 @@ TEST_F(RedisWorkerTest, StopIsBoundedWhenRedisIsGoneWithAnswersOutstanding) {
   EXPECT_LT(took, 2s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                       << " ms";
   EXPECT_EQ(worker.stats().answered(), 0U);
+}
+
+TEST_F(RedisWorkerTest, StopIsBoundedWhileRedisIsHungAndServingResumesAfter) {
+  auto local = start_server();
+  bs::redis_worker_options options = quick_options();
+  options.endpoint.connect_timeout = 300ms;
+  options.endpoint.command_timeout = 300ms;
+  options.shutdown_timeout = 300ms;
+  auto worker = std::make_unique<int_worker>(*local, serving_name, options);
+  redis().pause();  // SIGSTOP: sockets accept, nothing answers
+  // Long enough for every thread's command to time out and to reconnect.
+  const auto paused_at = clock_type::now();
+  ASSERT_TRUE(eventually([&] { return clock_type::now() - paused_at > 700ms; }));
+  redis().resume();
+  raw_client c = client();
+  EXPECT_EQ(results_of(c.answer(c.send(wire::call_form::one, {12}))), std::vector<int>{144});
+  redis().pause();
+  const auto start = clock_type::now();
+  worker->stop();
+  const auto took = clock_type::now() - start;
+  redis().resume();
+  // shutdown_timeout, then the goodbye: at worst two command and two connect timeouts.
+  EXPECT_LT(took, 2500ms) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                          << " ms";
 }
 
 TEST_F(RedisWorkerTest, RefusesAWrongPasswordWithAClearError) {

@@ -52,8 +52,13 @@
 // by stop()). Answers that could not be written stay in memory and are
 // written when Redis is back; the reader first reads the worker's own
 // pending entries again (those whose delivery was lost with the connection)
-// and runs the ones it does not hold. A Redis restarted without its data
-// comes back empty: the group is created again and the heartbeat re-added.
+// and runs the ones it does not hold. A read whose reply is lost later (a
+// hung Redis that resumes and runs an XREADGROUP whose sender gave up on
+// it) is found by the keeper: every claim_interval it takes the entries
+// pending for this worker that it does not hold and that have been idle
+// longer than command_timeout + block_time + claim_interval, and runs them
+// (stats().entries_recovered). A Redis restarted without its data comes
+// back empty: the group is created again and the heartbeat re-added.
 //
 // THREADS. Three, each with its own connection (a hiredis connection is
 // single-threaded, and a blocked XREADGROUP must not delay answers or

@@ -23,6 +23,9 @@ struct redis_worker_stats {
   std::uint64_t entries_read = 0;
   // Entries this worker took over from dead workers (XCLAIM).
   std::uint64_t entries_claimed = 0;
+  // Entries pending for this worker whose delivery was lost (an XREADGROUP
+  // reply that never arrived), found later and run (see redis_worker.hpp).
+  std::uint64_t entries_recovered = 0;
   // Calls handed to the local server.
   std::uint64_t calls_dispatched = 0;
   // Results answers written.

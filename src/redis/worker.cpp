@@ -275,6 +275,7 @@ struct worker_state {
   // before its entry's acknowledgement).
   std::atomic<std::uint64_t> entries_read{0};
   std::atomic<std::uint64_t> entries_claimed{0};
+  std::atomic<std::uint64_t> entries_recovered{0};
   std::atomic<std::uint64_t> calls_dispatched{0};
   std::atomic<std::uint64_t> answered_results{0};
   std::array<std::atomic<std::uint64_t>, 9> answered_errors{};
@@ -740,6 +741,53 @@ bool claim_from_dead(const std::shared_ptr<worker_state>& shared, worker_dispatc
   return true;
 }
 
+// Entries pending for this worker that it does not hold: their delivery was
+// lost (an XREADGROUP that Redis ran after the connection that sent it
+// timed out, e.g. when a hung Redis resumes). Only entries idle longer than
+// a reply to the reader can be in flight (command timeout + block time) and
+// a claim interval more are taken, so a reply still on its way is not
+// mistaken for a lost one; they are claimed again by this worker (XCLAIM to
+// itself returns their fields) and handled like new ones. False when the
+// connection broke.
+bool recover_lost_deliveries(const std::shared_ptr<worker_state>& shared,
+                             worker_dispatcher& dispatcher, redis_connection& conn) {
+  worker_state& s = *shared;
+  const std::string lost_after = std::to_string((s.options.endpoint.command_timeout +
+                                                 s.options.block_time + s.options.claim_interval)
+                                                    .count());
+  const std::string count = std::to_string(s.options.claim_count);
+  result<redis_reply> pending =
+      conn.command({"XPENDING", s.keys.request_stream(), wire::consumer_group, "IDLE", lost_after,
+                    "-", "+", count, s.consumer});
+  if (!pending.ok()) return false;
+  if (!pending->is_array() || pending->size() == 0) return true;  // none, or no group
+  std::vector<std::string> lost;
+  {
+    lock_guard<mutex> lock(s.mu);
+    for (redis_reply_view row : *pending) {
+      if (!row.is_array() || row.size() < 1) continue;
+      std::string id(row[0].text());
+      if (s.held.count(id) == 0) lost.push_back(std::move(id));
+    }
+  }
+  if (lost.empty()) return true;
+  std::vector<std::string_view> argv{"XCLAIM", s.keys.request_stream(), wire::consumer_group,
+                                     s.consumer, "0"};
+  argv.insert(argv.end(), lost.begin(), lost.end());
+  conn.append(argv);
+  conn.append({"TIME"});
+  result<std::vector<redis_reply>> replies = conn.read_replies();
+  if (!replies.ok()) return false;
+  const steady::time_point local_now = steady::now();
+  const std::optional<std::uint64_t> now_ms = time_ms((*replies)[1]);
+  for_each_entry((*replies)[0], [&](std::string_view id, redis_reply_view fields) {
+    bump(s.entries_recovered);
+    handle_entry(shared, dispatcher, id, fields, now_ms.value_or(wire::entry_id_ms(id).value_or(0)),
+                 local_now);
+  });
+  return true;
+}
+
 // The keeper thread: the heartbeat every heartbeat_interval, the claiming
 // every claim_interval (until reading stops), and on its stop request the
 // goodbye (one attempt; a broken connection gets one reconnect).
@@ -770,6 +818,7 @@ void run_keeper(const std::shared_ptr<worker_state>& shared, worker_dispatcher& 
     }
     if (!reading.stop_requested() && now >= next_claim) {
       if (!claim_from_dead(shared, dispatcher, conn)) continue;
+      if (!recover_lost_deliveries(shared, dispatcher, conn)) continue;
       next_claim = now + s.options.claim_interval;
     }
     const steady::time_point next =
@@ -902,6 +951,7 @@ redis_worker_stats redis_worker_core::stats() const noexcept {
   redis_worker_stats out;
   out.entries_read = get(s.entries_read);
   out.entries_claimed = get(s.entries_claimed);
+  out.entries_recovered = get(s.entries_recovered);
   out.calls_dispatched = get(s.calls_dispatched);
   out.answered_results = get(s.answered_results);
   for (std::size_t i = 0; i < out.answered_errors.size(); ++i) {

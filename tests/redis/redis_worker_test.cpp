@@ -556,6 +556,33 @@ TEST_F(RedisWorkerTest, TakesBackItsOwnPendingEntriesWhenRestartedUnderItsId) {
   EXPECT_EQ(worker.stats().entries_claimed, 0U);
 }
 
+TEST_F(RedisWorkerTest, RunsAnEntryWhoseDeliveryToItWasLost) {
+  auto local = start_server(1, 1ms);
+  bs::redis_worker_options options = quick_options();
+  options.max_in_flight_items = 1;  // busy with the first call: reads nothing more
+  options.endpoint.command_timeout = 300ms;  // lost after 300 + 50 + 100 ms idle
+  int_worker worker(*local, serving_name, options);
+  raw_client c = client();
+  log_.close();
+  const std::string first = c.send(wire::call_form::one, {1});
+  ASSERT_TRUE(eventually([&] { return log_.started.load() == 1; }));
+  // Delivered to the worker's consumer, but the reply went nowhere (as when a
+  // hung Redis resumes and runs a read whose sender has given up).
+  const std::string lost = c.send(wire::call_form::one, {2});
+  ASSERT_TRUE(c.conn()
+                  .command({"XREADGROUP", "GROUP", "workers", worker.consumer_id(), "COUNT", "1",
+                            "STREAMS", c.keys().request_stream(), ">"})
+                  ->is_array());
+  ASSERT_EQ(c.pending(), (std::map<std::string, long long>{{worker.consumer_id(), 2}}));
+  ASSERT_TRUE(eventually([&] { return worker.stats().entries_recovered == 1; }));
+  log_.open();
+  EXPECT_EQ(results_of(c.answer(first)), std::vector<int>{1});
+  EXPECT_EQ(results_of(c.answer(lost)), std::vector<int>{4});
+  EXPECT_EQ(worker.stats().entries_read, 1U);
+  ASSERT_TRUE(eventually([&] { return c.pending().empty(); }));
+  EXPECT_EQ(worker.stats().entries_recovered, 1U);  // the running one was never taken again
+}
+
 TEST_F(RedisWorkerTest, StopIsPromptAnswersWhatItTookAndLeavesTheRest) {
   auto local = start_server(8, 1ms);
   int_worker worker(*local, serving_name, quick_options());

@@ -1,0 +1,240 @@
+// redis_worker: attaches a running local server to Redis under a serving
+// name, so that calls from many client processes, on any machine that
+// reaches the Redis, run on it; the local server keeps doing the batching,
+// so those calls share executions.
+//
+//   batch_serving::serving<int, int> squares(square_all);
+//   batch_serving::server local(squares, {.batch_size = 64});
+//   batch_serving::redis_worker worker(local, "squares",
+//                                      {.endpoint = {.host = "127.0.0.1", .port = 6379}});
+//   // ... clients dispatch "squares" through Redis ...
+//   worker.stop();   // finish and answer what it took, leave the rest to others
+//   std::printf("%llu calls\n", (unsigned long long)worker.stats().calls_dispatched);
+//
+// WHAT IT DOES (the formats: detail/wire.hpp). The worker joins the
+// consumer group "workers" of bs:{NAME}:requests (creating it at id 0, so
+// entries written before any worker existed are served), reads request
+// entries with XREADGROUP, decodes their items with codec<CallIn>, hands
+// them to the local server with dispatch_many_async, and writes each call's
+// answer (results by codec<CallOut>, or an error) to the caller's reply
+// stream. An entry is acknowledged (XACK) only after its answer is written,
+// so an entry a worker took and did not answer stays pending in Redis.
+// - A malformed entry that names its caller's reply stream is answered
+//   invalid_argument; one that does not is acknowledged, skipped and counted
+//   (stats().skipped_malformed). Items that do not decode as CallIn:
+//   invalid_argument. The worker keeps serving.
+// - Deadlines: an entry's budget_us is charged the time it waited in the
+//   stream, measured on Redis's clock alone (the entry id's time against
+//   TIME read with each XREADGROUP), then becomes a local steady_clock
+//   deadline. An entry whose budget is spent is answered timeout and never
+//   runs.
+// - Streaming forms (stream_one, stream_many) are answered invalid_argument:
+//   streaming over Redis is not supported yet, and a streaming_server cannot
+//   be attached.
+// - Form "one" is answered with a results array of one element, as "many".
+//
+// DEAD, NOT SLOW. Every worker keeps its member in the sorted set
+// bs:{NAME}:workers, scored with the time (ms on Redis's clock) its
+// heartbeat expires, refreshed every heartbeat_interval. Every
+// claim_interval a worker looks for members whose heartbeat has expired
+// and, in one Lua script (so two workers never claim the same entry), moves
+// their pending entries to itself (XCLAIM) and runs them like new ones (their
+// budgets keep counting from the entry's time, so expired ones are answered
+// timeout); a dead worker with nothing pending is removed from the set and
+// the group. Consumers of the group that are not in the set at all (a
+// worker lost between a restart and its first heartbeat) count as dead once
+// they have not touched the group (read, claimed) for heartbeat_expiry. A live worker is never
+// robbed, however long its batch runs. So a dead worker's calls wait at most
+// heartbeat_expiry + claim_interval (3 s + 1 s by default) before another
+// worker starts them.
+//
+// REDIS LOST. Every thread reconnects on its own with backoff (interrupted
+// by stop()). Answers that could not be written stay in memory and are
+// written when Redis is back; the reader first reads the worker's own
+// pending entries again (those whose delivery was lost with the connection)
+// and runs the ones it does not hold. A read whose reply is lost later (a
+// hung Redis that resumes and runs an XREADGROUP whose sender gave up on
+// it) is found by the keeper: every claim_interval it takes the entries
+// pending for this worker that it does not hold and that have been idle
+// longer than command_timeout + block_time + claim_interval, and runs them
+// (stats().entries_recovered). A Redis restarted without its data comes
+// back empty: the group is created again and the heartbeat re-added.
+//
+// THREADS. Three, each with its own connection (a hiredis connection is
+// single-threaded, and a blocked XREADGROUP must not delay answers or
+// heartbeats):
+// - the reader: XREADGROUP (BLOCK block_time, pipelined with TIME) and the
+//   handling of each entry; it dispatches and never waits for the work;
+// - the writer: batches queued answers into one pipeline per round trip,
+//   each answer's XADD followed by one XACK of the entries they answer;
+// - the keeper: the heartbeat (a Lua script with TIME: Redis's clock), the
+//   claiming of dead workers' entries, and the goodbye on stop. It is apart
+//   from the reader so that a long XREADGROUP or a slow Redis reply to it
+//   never delays a heartbeat past its expiry.
+// Completion callbacks run on the local server's threads; they only encode
+// the answer and queue it for the writer.
+//
+// LIFECYCLE: running -> draining -> stopped. stop() (and the destructor)
+// stops reading, waits for the local server to answer what the worker took
+// and for those answers and acknowledgements to be written, then removes the
+// worker from the live-workers set (when something is still pending it
+// marks the heartbeat expired instead, so others claim it at once) and joins
+// the threads; all within shutdown_timeout plus, for that last step, the
+// endpoint's command timeout (twice) and connect timeout (twice: a
+// reconnect) at worst, whatever state Redis is in; with Redis down (connects
+// refused) or up, a few milliseconds. Entries not read stay for the other
+// workers.
+//
+// The local server must outlive the worker (stop or destroy the worker
+// first): the worker holds a reference to it. Stopping the server first is
+// allowed but answers the calls that reach the worker meanwhile
+// shutting_down. Answers of calls still running when stop() gives up are
+// dropped (their entries stay pending; see above).
+//
+// Every member function is thread-safe. Move-only; a moved-from worker does
+// nothing (stop() returns, stats() are zeros).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "batch_serving/call_options.hpp"
+#include "batch_serving/codec.hpp"
+#include "batch_serving/detail/redis_worker_core.hpp"
+#include "batch_serving/detail/wire.hpp"
+#include "batch_serving/error.hpp"
+#include "batch_serving/redis_worker_options.hpp"
+#include "batch_serving/redis_worker_stats.hpp"
+#include "batch_serving/result.hpp"
+#include "batch_serving/server.hpp"
+
+namespace batch_serving {
+
+namespace detail {
+
+template <class In, class Out, class CallIn, class CallOut>
+class server_dispatcher final : public worker_dispatcher {
+ public:
+  server_dispatcher(server<In, Out, CallIn, CallOut>& local, const wire::limits& bounds)
+      : local_(local), limits_(bounds) {}
+
+  void dispatch(const wire::request_entry& request, std::chrono::steady_clock::time_point deadline,
+                worker_reply reply) noexcept override {
+    try {
+      result<std::vector<CallIn>> items =
+          wire::decode_items<CallIn>(request.items, limits_, request.item_count);
+      if (!items.ok()) {
+        reply.fail(items.error());
+        return;
+      }
+      call_options options;
+      if (deadline != std::chrono::steady_clock::time_point::max()) options.deadline = deadline;
+      local_.dispatch_many_async(std::move(*items), options,
+                                 [reply = std::move(reply),
+                                  bounds = limits_](result<std::vector<CallOut>> out) mutable {
+                                   if (!out.ok()) {
+                                     reply.fail(out.error());
+                                     return;
+                                   }
+                                   reply.results(wire::results_answer<CallOut>(
+                                       reply.call_id(),
+                                       std::span<const CallOut>(out->data(), out->size()), bounds));
+                                 });
+    } catch (const std::exception& e) {
+      // Decoding or dispatching ran out of memory or the like; a reply moved
+      // into a callback that was destroyed answers by itself.
+      reply.fail(error(errc::execution_failed,
+                       std::string("the worker could not dispatch: ") + e.what()));
+    }
+  }
+
+  std::size_t capacity() const noexcept override {
+    return local_.batch_size() * local_.partitions();
+  }
+
+ private:
+  server<In, Out, CallIn, CallOut>& local_;
+  wire::limits limits_;
+};
+
+}  // namespace detail
+
+template <class In, class Out, class CallIn, class CallOut>
+  requires encodable<CallIn> && encodable<CallOut>
+class redis_worker {
+ public:
+  // Attaches `local` to Redis as a worker of serving `serving_name` (see
+  // the top of this file). Blocks while it connects (up to the endpoint's
+  // connect timeout per connection), creates the group and writes the first
+  // heartbeat. Throws serving_error: invalid_argument for a bad name, a bad
+  // option (naming the field) or credentials Redis refuses; unavailable when
+  // Redis cannot be reached (the message names the endpoint, never the
+  // password). Allocates (connections, threads).
+  redis_worker(server<In, Out, CallIn, CallOut>& local, std::string_view serving_name,
+               redis_worker_options options = {})
+      : core_(make_core(local, serving_name, std::move(options))) {}
+  // The same under the local server's own name (invalid_argument if it has
+  // none).
+  explicit redis_worker(server<In, Out, CallIn, CallOut>& local, redis_worker_options options = {})
+      : redis_worker(local, local.name(), std::move(options)) {}
+
+  redis_worker(redis_worker&&) noexcept = default;
+  redis_worker& operator=(redis_worker&& other) noexcept {
+    if (this != &other) {
+      stop();
+      core_ = std::move(other.core_);
+    }
+    return *this;
+  }
+  redis_worker(const redis_worker&) = delete;
+  redis_worker& operator=(const redis_worker&) = delete;
+  // Performs stop().
+  ~redis_worker() = default;
+
+  // Shuts down as the top of this file describes. Blocks up to
+  // shutdown_timeout plus the goodbye's bound (above). Idempotent and thread-safe
+  // (a second caller waits for the first to finish). Never throws. Call it
+  // from a thread of your own, not from a completion callback or batch
+  // function of the local server (it waits for their calls to finish).
+  void stop() noexcept {
+    if (core_) core_->stop();
+  }
+
+  // A snapshot of the counters (redis_worker_stats.hpp). Thread-safe,
+  // lock-free, never allocates.
+  redis_worker_stats stats() const noexcept {
+    return core_ ? core_->stats() : redis_worker_stats{};
+  }
+
+  // The consumer id and the serving name it runs under (empty once moved
+  // from). Thread-safe, never block or allocate.
+  const std::string& consumer_id() const noexcept {
+    static const std::string none;
+    return core_ ? core_->consumer_id() : none;
+  }
+  const std::string& serving_name() const noexcept {
+    static const std::string none;
+    return core_ ? core_->serving() : none;
+  }
+
+ private:
+  static std::unique_ptr<detail::redis_worker_core> make_core(
+      server<In, Out, CallIn, CallOut>& local, std::string_view serving_name,
+      redis_worker_options options) {
+    auto dispatcher =
+        std::make_unique<detail::server_dispatcher<In, Out, CallIn, CallOut>>(local,
+                                                                              options.limits);
+    return std::make_unique<detail::redis_worker_core>(serving_name, std::move(options),
+                                                       std::move(dispatcher));
+  }
+
+  std::unique_ptr<detail::redis_worker_core> core_;
+};
+
+}  // namespace batch_serving

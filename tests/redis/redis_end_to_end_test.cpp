@@ -58,14 +58,14 @@ TEST_F(RedisEndToEndTest, CallsFromManyThreadsShareExecutionsAndGetTheirOwnResul
   bs::redis_worker worker(local, "affine", worker_options());
   bs::redis_client<std::int64_t, std::int64_t> client(client_options("affine"));
 
-  constexpr int threads = 16;
-  constexpr int calls_per_thread = 200;
+  constexpr std::uint64_t threads = 16;
+  constexpr std::uint64_t calls_per_thread = 200;
   std::atomic<int> wrong{0};
   std::vector<std::thread> callers;
-  for (int t = 0; t < threads; ++t) {
+  for (std::uint64_t t = 0; t < threads; ++t) {
     callers.emplace_back([&, t] {
-      for (int i = 0; i < calls_per_thread; ++i) {
-        const std::int64_t x = std::int64_t{t} * 1'000'000 + i;
+      for (std::uint64_t i = 0; i < calls_per_thread; ++i) {
+        const auto x = static_cast<std::int64_t>(t * 1'000'000 + i);
         auto r = client.dispatch(x, {.timeout = 20s});
         if (!r.ok() || *r != 3 * x + 1) wrong.fetch_add(1);
       }
@@ -81,8 +81,8 @@ TEST_F(RedisEndToEndTest, CallsFromManyThreadsShareExecutionsAndGetTheirOwnResul
   EXPECT_EQ(*r, (std::vector<std::int64_t>{16, -20, 1, 3'000'000'022}));
 
   const bs::server_stats s = local.stats();
-  EXPECT_EQ(s.items_executed, std::uint64_t{threads * calls_per_thread + 4});
-  EXPECT_LT(s.executions, std::uint64_t{threads * calls_per_thread})
+  EXPECT_EQ(s.items_executed, threads * calls_per_thread + 4);
+  EXPECT_LT(s.executions, threads * calls_per_thread)
       << "calls from different threads never shared an execution";
   EXPECT_LT(client.stats().round_trips, client.stats().calls_sent);
 }

@@ -266,6 +266,23 @@ struct worker_state {
   // again (the worker's own pending entries after a reconnect) is not run
   // twice.
   std::unordered_set<std::string> held BATCH_SERVING_GUARDED_BY(mu);
+  // The entries acknowledged last, oldest first (at most
+  // recently_acked_limit): a read of the worker's own pending entries
+  // answered by Redis just before an acknowledgement may be handled just
+  // after it, when the entry is no longer held; it must not run again.
+  std::deque<std::string> recently_acked BATCH_SERVING_GUARDED_BY(mu);
+  std::unordered_set<std::string> recently_acked_set BATCH_SERVING_GUARDED_BY(mu);
+  static constexpr std::size_t recently_acked_limit = 4096;
+
+  void acknowledged(std::string entry_id) BATCH_SERVING_REQUIRES(mu) {
+    held.erase(entry_id);
+    if (!recently_acked_set.insert(entry_id).second) return;
+    recently_acked.push_back(std::move(entry_id));
+    if (recently_acked.size() > recently_acked_limit) {
+      recently_acked_set.erase(recently_acked.front());
+      recently_acked.pop_front();
+    }
+  }
   // Items dispatched to the local server and not yet answered.
   std::size_t in_flight_items BATCH_SERVING_GUARDED_BY(mu) = 0;
 
@@ -460,7 +477,8 @@ void handle_entry(const std::shared_ptr<worker_state>& shared, worker_dispatcher
   worker_state& s = *shared;
   {
     lock_guard<mutex> lock(s.mu);
-    if (!s.held.insert(std::string(entry_id)).second) return;  // in flight already
+    if (s.recently_acked_set.count(std::string(entry_id)) != 0) return;  // answered already
+    if (!s.held.insert(std::string(entry_id)).second) return;           // in flight already
   }
   auto acknowledge_only = [&] {
     bump(s.skipped_malformed);
@@ -710,7 +728,7 @@ void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& s
     }
     {
       lock_guard<mutex> lock(s.mu);
-      for (const outgoing& out : batch) s.held.erase(out.entry_id);
+      for (const outgoing& out : batch) s.acknowledged(out.entry_id);
     }
     s.changed.notify_all();
     batch.clear();

@@ -410,7 +410,10 @@ void redis_client_core::timer_loop(const std::stop_token& stop) {
     }
     const clock::time_point now = clock::now();
     if (timers_.front().deadline > now) {
-      timer_wake_.wait_until(lock.native(), timers_.front().deadline);
+      // A copy: wait_until reads it after waking, when a submit may have
+      // grown the heap (and moved its elements) meanwhile.
+      const clock::time_point next = timers_.front().deadline;
+      timer_wake_.wait_until(lock.native(), next);
       continue;
     }
     std::vector<std::shared_ptr<remote_call>> expired;

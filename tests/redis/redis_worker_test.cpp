@@ -106,6 +106,14 @@ class raw_client {
   const std::string& reply_stream() const { return reply_stream_; }
   redis_connection& conn() { return conn_; }
 
+  // Creates the group as a worker would (at id 0, with the stream): true
+  // when Redis accepted it.
+  bool create_group() {
+    auto reply = conn_.command({"XGROUP", "CREATE", keys_.request_stream(), wire::consumer_group,
+                                "0", "MKSTREAM"});
+    return reply.ok() && !reply->is_error();
+  }
+
   // XADDs a request; returns its call id.
   std::string send(wire::call_form form, const std::vector<int>& items,
                    std::optional<std::uint64_t> budget_us = std::nullopt) {
@@ -432,9 +440,7 @@ TEST_F(RedisWorkerTest, ClaimsAndAnswersTheEntriesOfADeadWorker) {
   auto local = start_server();
   raw_client c = client();
   redis_connection& conn = c.conn();
-  ASSERT_FALSE(conn.command({"XGROUP", "CREATE", c.keys().request_stream(), "workers", "0",
-                             "MKSTREAM"})
-                   ->is_error());
+  ASSERT_TRUE(c.create_group());
   const std::string first = c.send(wire::call_form::one, {4});
   const std::string second = c.send(wire::call_form::many, {5, 6});
   // A worker took both and died: its heartbeat expired a second ago.
@@ -462,9 +468,7 @@ TEST_F(RedisWorkerTest, NeverClaimsFromALiveWorkerHoweverLongItsEntriesWait) {
   auto local = start_server();
   raw_client c = client();
   redis_connection& conn = c.conn();
-  ASSERT_FALSE(conn.command({"XGROUP", "CREATE", c.keys().request_stream(), "workers", "0",
-                             "MKSTREAM"})
-                   ->is_error());
+  ASSERT_TRUE(c.create_group());
   c.send(wire::call_form::one, {1});
   ASSERT_TRUE(conn.command({"XREADGROUP", "GROUP", "workers", "slow-worker", "COUNT", "1",
                             "STREAMS", c.keys().request_stream(), ">"})
@@ -504,9 +508,7 @@ TEST_F(RedisWorkerTest, ClaimsFromAConsumerMissingFromTheSetOnlyOnceIdleForTheEx
   auto local = start_server();
   raw_client c = client();
   redis_connection& conn = c.conn();
-  ASSERT_FALSE(conn.command({"XGROUP", "CREATE", c.keys().request_stream(), "workers", "0",
-                             "MKSTREAM"})
-                   ->is_error());
+  ASSERT_TRUE(c.create_group());
   const std::string lost = c.send(wire::call_form::one, {3});
   ASSERT_TRUE(conn.command({"XREADGROUP", "GROUP", "workers", "lost-worker", "COUNT", "1",
                             "STREAMS", c.keys().request_stream(), ">"})
@@ -540,9 +542,7 @@ TEST_F(RedisWorkerTest, TakesBackItsOwnPendingEntriesWhenRestartedUnderItsId) {
   auto local = start_server();
   raw_client c = client();
   redis_connection& conn = c.conn();
-  ASSERT_FALSE(conn.command({"XGROUP", "CREATE", c.keys().request_stream(), "workers", "0",
-                             "MKSTREAM"})
-                   ->is_error());
+  ASSERT_TRUE(c.create_group());
   const std::string call_id = c.send(wire::call_form::one, {11});
   // A previous life of worker "w-7" took it and was restarted before answering.
   ASSERT_TRUE(conn.command({"XREADGROUP", "GROUP", "workers", "w-7", "COUNT", "1", "STREAMS",

@@ -284,8 +284,9 @@ TEST_F(RedisClientTest, SixtyFourThreadsShareRoundTrips) {
   // calls queued while the previous one was in flight (about 10 per round
   // trip measured in a Release build, about 2 under TSan).
   EXPECT_LT(stats.round_trips, stats.calls_sent);
-#if !defined(__SANITIZE_THREAD__)
-  EXPECT_LT(stats.round_trips * 2, stats.calls_sent);  // under TSan: ~2 calls per round trip
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  // Sanitizers slow the callers more than the sender: ~2 calls a trip there.
+  EXPECT_LT(stats.round_trips * 2, stats.calls_sent);
 #endif
   std::cout << "[ pipeline ] " << stats.calls_sent << " calls in " << stats.round_trips
             << " round trips: "
@@ -573,12 +574,18 @@ TEST_F(RedisClientTest, ABurstOfAsyncCallsFromOneThreadSharesRoundTrips) {
   ASSERT_EQ(client.dispatch(0).value(), 1);  // connected, workers counted
   std::vector<batch_serving::future<int>> futures;
   constexpr int calls = 2000;
+  // Redis paused holds the sender in its first round trip while the burst
+  // queues, so the figure does not hang on how fast this thread submits
+  // (under AddressSanitizer and a loaded host it was once 3 calls a trip).
+  redis_->pause();
   for (int i = 0; i < calls; ++i) futures.push_back(client.dispatch_async(i, {.timeout = 30s}));
+  redis_->resume();
   for (int i = 0; i < calls; ++i) EXPECT_EQ(futures[i].get().value(), 2 * i + 1);
   const auto stats = client.stats();
   std::cout << "[ pipeline ] burst: " << stats.calls_sent << " calls in " << stats.round_trips
             << " round trips\n";
-  // A submitting thread outruns one round trip by far: 3 measured (1,024 a pipeline).
+  // Everything queued behind the held round trip goes in pipelines of up to
+  // 1,024: a handful of trips, far fewer than one per four calls.
   EXPECT_LT(stats.round_trips * 4, stats.calls_sent);
 }
 

@@ -51,17 +51,18 @@
 // progress, and may wait for one connect attempt (endpoint.connect_timeout
 // for the connect and again for the login) when Redis is being reconnected. Callbacks run on the
 // thread that answered the call (usually the receiver): keep them short; a blocking dispatch there
-// is refused (invalid_argument) since it would wait for its own thread; so is destroying the client
-// there (not checked: it would join its own thread). Every member function is thread-safe. Not
-// movable. A future or callback may outlive the client: it holds the shared core.
+// is refused (invalid_argument) since it would wait for its own thread. Destroying the client
+// there answers its calls at once and leaves the joins to a detached thread. Every member function
+// is thread-safe. Not movable. A future or callback may outlive the client: it holds the shared
+// core.
 //
 // The reply stream: the receiver reads it with XREAD BLOCK reply_block,
 // deletes what it read (XTRIM MINID, pipelined with the next read) and
 // keeps a PEXPIRE of reply_stream_ttl on it, refreshed every third of that,
 // so a dead client's stream disappears by itself.
 //
-// Not in this header yet: streaming (dispatch_stream), by-name dispatch that
-// tries a local server first.
+// Not in this header yet: streaming (dispatch_stream). By-name dispatch that
+// tries a local server first, then Redis: distributed.hpp.
 #pragma once
 
 #include <atomic>
@@ -75,6 +76,7 @@
 #include <span>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -238,7 +240,22 @@ class redis_client {
   // endpoint.connect_timeout); allocates the threads.
   explicit redis_client(const redis_client_options& options)
       : core_(std::make_shared<detail::redis_client_core>(options)) {}
-  ~redis_client() { core_->stop(); }
+  // From a callback (the client's own thread) it cannot join that thread: it
+  // answers the outstanding calls and a detached thread joins the rest.
+  ~redis_client() {
+    if (!core_->on_own_thread()) {
+      core_->stop();
+      return;
+    }
+    core_->stop();  // answers the calls, asks the threads to end
+    try {
+      std::thread([core = core_] { core->stop(); }).detach();
+    } catch (...) {
+      // No thread to join them: keep the core alive for good rather than
+      // destroy it on a thread of its own (a join of itself).
+      new std::shared_ptr<detail::redis_client_core>(core_);  // NOLINT: a deliberate leak
+    }
+  }
   redis_client(const redis_client&) = delete;
   redis_client& operator=(const redis_client&) = delete;
 

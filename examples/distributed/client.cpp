@@ -2,15 +2,17 @@
 // (worker.cpp): the same dispatch API as a local server, by the serving's
 // name, over Redis Streams. Several threads dispatch single texts at once,
 // so their calls share round trips to Redis and executions on the workers;
-// then an explicit batch (dispatch_many), a call with a deadline, and an
-// async one. Every answer is checked against the embedding computed here;
-// any wrong or missing answer makes the exit status 1.
+// then an explicit batch (dispatch_many), a call with a deadline, an async
+// one, and one by name that a local server would take if there were one.
+// Every answer is checked against the embedding computed here; any wrong or
+// missing answer makes the exit status 1.
 //
 //   build/examples/distributed/client --port 6390 --threads 8 --calls 200
 //
 // Flags (and environment variables) for the endpoint: redis_args.hpp. Own
 // flags: --threads N (default 8), --calls N per thread (default 200).
 #include <batch_serving/call_options.hpp>
+#include <batch_serving/distributed.hpp>
 #include <batch_serving/error.hpp>
 #include <batch_serving/future.hpp>
 #include <batch_serving/redis_client.hpp>
@@ -144,6 +146,14 @@ int main(int argc, char** argv) try {
   const std::string later = "collected from a future";
   bs::future<embedding> pending = client.dispatch_async(later, {.timeout = 5s});
   check(later, pending.get());
+
+  // 5) By name, as inside one process (registry.hpp): a server of this
+  // process named like the serving would take the call; there is none here,
+  // so it goes to the workers through the Redis configured for by-name calls.
+  bs::distributed::configure({.endpoint = args.endpoint, .default_timeout = 10s});
+  const std::string by_name = "found by its serving's name";
+  check(by_name, bs::distributed::dispatch<std::string, embedding>(args.serving, by_name));
+  bs::distributed::reset();
 
   const bs::redis_client_stats s = client.stats();
   std::printf(

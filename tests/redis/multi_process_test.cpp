@@ -103,6 +103,13 @@ class MultiProcessTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // Every node still up stops cleanly: a crash or a sanitizer report in any
+    // of them (an exit code of its own) fails the test.
+    for (const auto& node : nodes_) {
+      if (!node->running()) continue;
+      EXPECT_EQ(node->terminate(30s), std::optional<int>(0))
+          << node->name() << " did not exit cleanly (see its stderr below)";
+    }
     if (HasFailure()) {
       for (const auto& node : nodes_) {
         std::cerr << "--- " << node->name() << " stdout:\n"
@@ -111,7 +118,7 @@ class MultiProcessTest : public ::testing::Test {
       }
       if (redis_) std::cerr << "--- redis log:\n" << redis_->log_tail();
     }
-    nodes_.clear();  // kills and reaps what still runs
+    nodes_.clear();
     std::error_code ignored;
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
   }

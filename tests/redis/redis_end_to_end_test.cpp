@@ -2,9 +2,9 @@
 // process: calls from many threads of one client, and from two clients,
 // share executions on the worker's local server and each gets exactly its
 // own results; two servings never see each other's calls; a worker that
-// starts later takes the work; a slow live worker keeps its entries. (The
-// multi-process kill -9 and SIGSTOP tests come with the next part of the
-// distributed mode.)
+// starts later takes the work; a slow live worker keeps its entries. (With
+// separate worker and client processes, kill -9 and SIGSTOP included:
+// multi_process_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <atomic>

@@ -4,12 +4,15 @@
 //
 // A worker serves squares under `serving` (sleeping delay_ms per batch when
 // set), prints "ready" once attached to Redis, runs until its stdin ends,
-// then stops and prints "stats EXECUTIONS ITEMS".
+// then stops and prints "stats EXECUTIONS ITEMS CPU_SECONDS" (its CPU time
+// from "ready" to the end).
 // A client runs `callers` threads, each making blocking calls of `items`
 // items in a loop (dispatch for 1, dispatch_many for more) for a warm-up
 // and a measured window, and prints "result ITEMS_PER_S P50_US P99_US FAILED
-// CALLS_SENT ROUND_TRIPS PING_US" (-1 for a figure it does not have; PING_US
-// is the median of `pings` sequential PINGs measured first, when pings > 0).
+// CALLS_SENT ROUND_TRIPS PING_US CPU_SECONDS" (-1 for a figure it does not
+// have; PING_US is the median of `pings` sequential PINGs measured first,
+// when pings > 0; calls, round trips and CPU time cover the warm-up, the
+// window and the calls that end after it).
 #pragma once
 
 #include <cstddef>

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -313,6 +314,31 @@ double ping_round_trip_us(int port, std::size_t count) {
   const auto middle = samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2);
   std::nth_element(samples.begin(), middle, samples.end());
   return *middle;
+}
+
+double redis_cpu_seconds(int port) {
+  const context_ptr context = connect_loopback(port);
+  if (!context) throw failure("cannot connect to 127.0.0.1:" + std::to_string(port));
+  auto* reply = static_cast<redisReply*>(redisCommand(context.get(), "INFO cpu"));
+  if (reply == nullptr) throw failure("INFO cpu failed");
+  const std::string text =
+      reply->type == REDIS_REPLY_STRING ? std::string(reply->str, reply->len) : std::string();
+  freeReplyObject(reply);
+  const auto field = [&text](const std::string& name) {
+    const std::size_t at = text.find(name + ":");
+    if (at == std::string::npos) throw failure("INFO cpu has no " + name);
+    return std::strtod(text.c_str() + at + name.size() + 1, nullptr);
+  };
+  return field("used_cpu_user") + field("used_cpu_sys");
+}
+
+double own_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 }  // namespace bench

@@ -82,4 +82,11 @@ class redis_process {
 // connection to 127.0.0.1:port, in microseconds. Throws std::runtime_error.
 double ping_round_trip_us(int port, std::size_t count);
 
+// The CPU time redis-server on 127.0.0.1:port has used so far (INFO cpu:
+// used_cpu_user + used_cpu_sys), in seconds. Throws std::runtime_error.
+double redis_cpu_seconds(int port);
+
+// The CPU time (user + system) this process has used so far, in seconds.
+double own_cpu_seconds();
+
 }  // namespace bench

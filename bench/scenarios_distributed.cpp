@@ -2,12 +2,15 @@
 // (a private redis-server on loopback, worker processes, one client process;
 // the nodes are this executable run with --node, distributed_node.hpp).
 // Worker servers: batch_size 64, batch_timeout 1 ms unless the mode says
-// otherwise. Modes:
+// otherwise. The progress lines add calls per round trip (the client's
+// pipelining) and CPU time per call of client, workers and Redis. Modes:
 // - slow:    execution sleeps 20 ms per batch (a remote GPU call); 1 and 4
 //            workers; 512 callers, enough to keep 4 workers' batches full
 //            (each worker holds up to 2 x 64 items: one batch running, one
 //            filling).
-// - single:  64 threads of one client, single-item dispatch; 1 worker.
+// - single:  64 threads of one client, single-item dispatch; 1 worker; a
+//            row at batch_timeout 1 ms and one at 0 (eager), because 64
+//            remote callers cannot fill a 64-item batch within 1 ms.
 // - many:    8 threads, dispatch_many of 64 items; 1 worker.
 // - latency: 1 thread, sequential calls, batch_timeout 0 (a lone call must
 //            not wait out a batch window); next to the median of sequential
@@ -52,6 +55,7 @@ constexpr mode_spec all_modes[] = {
     {"slow", 1, slow_callers, 1, 64, 1000, 20},
     {"slow", 4, slow_callers, 1, 64, 1000, 20},
     {"single", 1, 64, 1, 64, 1000, 0},
+    {"single", 1, 64, 1, 64, 0, 0},
     {"many", 1, 8, 64, 64, 1000, 0},
     {"latency", 1, 1, 1, 64, 0, 0},
 };
@@ -62,6 +66,10 @@ struct client_figures {
   std::uint64_t calls_sent = 0;
   std::uint64_t round_trips = 0;
   std::optional<double> ping_us;
+  // CPU time per call sent, in microseconds, of each kind of process.
+  double client_cpu_us = 0;
+  double workers_cpu_us = 0;
+  double redis_cpu_us = 0;
 };
 
 std::optional<double> present(double v) { return v < 0 ? std::nullopt : std::optional<double>(v); }
@@ -108,31 +116,36 @@ client_figures measure(const config& cfg, const mode_spec& m, int port,
       m.mode == "latency"
           ? std::clamp<std::size_t>(static_cast<std::size_t>(cfg.duration.count()) * 4, 100, 2000)
           : 0;
+  const double redis_cpu_before = redis_cpu_seconds(port);
   child_process caller(command(client));
   const std::optional<std::string> line =
       caller.read_line(clock_type::now() + warmup + cfg.duration + 120s);
   if (caller.wait(10s) != 0 || !line) {
     throw std::runtime_error("distributed: the client failed (its error is above)");
   }
-  double items_per_s = 0, p50 = 0, p99 = 0, ping = 0;
+  const double redis_cpu = redis_cpu_seconds(port) - redis_cpu_before;
+  double items_per_s = 0, p50 = 0, p99 = 0, ping = 0, client_cpu = 0;
   unsigned long long failed = 0, sent = 0, trips = 0;
-  if (std::sscanf(line->c_str(), "result %lf %lf %lf %llu %llu %llu %lf", &items_per_s, &p50, &p99,
-                  &failed, &sent, &trips, &ping) != 7) {
+  if (std::sscanf(line->c_str(), "result %lf %lf %lf %llu %llu %llu %lf %lf", &items_per_s, &p50,
+                  &p99, &failed, &sent, &trips, &ping, &client_cpu) != 8) {
     throw std::runtime_error("distributed: the client printed '" + *line + "'");
   }
 
   std::uint64_t executions = 0;
   std::uint64_t executed = 0;
+  double workers_cpu = 0;
   for (auto& w : workers) w->close_stdin();
   for (auto& w : workers) {
     unsigned long long e = 0, items = 0;
+    double cpu = 0;
     const std::optional<std::string> stats = w->read_line(clock_type::now() + 30s);
-    if (!stats || std::sscanf(stats->c_str(), "stats %llu %llu", &e, &items) != 2 ||
+    if (!stats || std::sscanf(stats->c_str(), "stats %llu %llu %lf", &e, &items, &cpu) != 3 ||
         w->wait(10s) != 0) {
       throw std::runtime_error("distributed: a worker did not stop cleanly (its error is above)");
     }
     executions += e;
     executed += items;
+    workers_cpu += cpu;
   }
 
   client_figures out;
@@ -145,6 +158,10 @@ client_figures measure(const config& cfg, const mode_spec& m, int port,
   out.calls_sent = sent;
   out.round_trips = trips;
   out.ping_us = present(ping);
+  const double calls = sent == 0 ? 1.0 : static_cast<double>(sent);
+  out.client_cpu_us = client_cpu * 1e6 / calls;
+  out.workers_cpu_us = workers_cpu * 1e6 / calls;
+  out.redis_cpu_us = redis_cpu * 1e6 / calls;
   return out;
 }
 
@@ -188,12 +205,16 @@ void run_distributed(const config& cfg, reporter& out) {
       pings.push_back(f.ping_us);
       failed += f.failed;
       if (cfg.progress) {
-        std::fprintf(stderr, "    run %d: %.0f items/s, p50 %.1f us, %.1f calls per round trip%s\n",
+        const double per_trip = f.round_trips == 0 ? 0.0
+                                                   : static_cast<double>(f.calls_sent) /
+                                                         static_cast<double>(f.round_trips);
+        const std::string ping =
+            f.ping_us ? ", PING " + std::to_string(*f.ping_us).substr(0, 5) + " us" : "";
+        std::fprintf(stderr,
+                     "    run %d: %.0f items/s, p50 %.1f us, %.1f calls per round trip, CPU per "
+                     "call: client %.1f us, workers %.1f us, redis %.1f us%s\n",
                      run + 1, f.figures.items_per_s.value_or(0), f.figures.p50_us.value_or(0),
-                     f.round_trips == 0
-                         ? 0.0
-                         : static_cast<double>(f.calls_sent) / static_cast<double>(f.round_trips),
-                     f.ping_us ? (", PING " + std::to_string(*f.ping_us) + " us").c_str() : "");
+                     per_trip, f.client_cpu_us, f.workers_cpu_us, f.redis_cpu_us, ping.c_str());
       }
     }
     require_no_failures(failed, "distributed " + std::string(m.mode));

@@ -131,6 +131,11 @@ bool ping(redisContext* context) {
 
 std::optional<std::string> find_redis_server() {
   // NOLINTNEXTLINE(concurrency-mt-unsafe): getenv, nobody sets the environment
+  if (const char* configured = std::getenv("BATCH_SERVING_REDIS_SERVER")) {
+    if (is_executable(configured)) return std::string(configured);
+    return std::nullopt;
+  }
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): getenv, nobody sets the environment
   if (const char* path = std::getenv("PATH")) {
     std::stringstream dirs(path);
     std::string dir;
@@ -230,8 +235,9 @@ redis_process::redis_process() {
   const std::optional<std::string> executable = find_redis_server();
   if (!executable) {
     throw failure(
-        "redis-server not found on PATH, in /usr/bin or /usr/sbin; install it "
-        "(Debian: apt-get install redis-server) or leave out --scenarios distributed");
+        "redis-server not found ($BATCH_SERVING_REDIS_SERVER, PATH, /usr/bin, /usr/sbin); "
+        "install it (Debian: apt-get install redis-server), or leave out the distributed "
+        "scenario");
   }
   std::string pattern = "/tmp/batch_serving_bench-redis-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) {

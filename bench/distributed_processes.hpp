@@ -23,8 +23,9 @@
 
 namespace bench {
 
-// The redis-server binary: the first on PATH, else /usr/bin or /usr/sbin;
-// nullopt when there is none.
+// The redis-server binary: $BATCH_SERVING_REDIS_SERVER if set (as the
+// tests do), else the first on PATH, else /usr/bin or /usr/sbin; nullopt
+// when there is none.
 std::optional<std::string> find_redis_server();
 
 // The path of the running bench executable (/proc/self/exe).

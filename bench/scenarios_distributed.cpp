@@ -187,7 +187,7 @@ void run_distributed(const config& cfg, reporter& out) {
   if (!find_redis_server() && !cfg.distributed_required && !under_ci) {
     std::fprintf(stderr,
                  "batch_serving_bench: skipping the distributed scenario: redis-server not found "
-                 "(Debian: apt-get install redis-server)\n");
+                 "(Debian: apt-get install redis-server, or set BATCH_SERVING_REDIS_SERVER)\n");
     return;
   }
   const redis_process redis;

@@ -1,0 +1,140 @@
+// batch_serving_redis_floor: the least a call through Redis Streams can take
+// on this host, next to a PING round trip: the distributed scenario's
+// latency mode without the library. A single-threaded worker process blocks
+// in XREADGROUP, answers each entry with one XADD to the reply stream and an
+// XACK (pipelined); a single-threaded client writes each request with XADD
+// and reads its answer with a blocking XREAD (pipelined, one write). No
+// threads hand anything over, nothing is encoded, and the connection is
+// plain hiredis.
+//
+//   batch_serving_redis_floor            # 2000 calls, then 2000 PINGs
+//   batch_serving_redis_floor --calls 10000
+//
+// It starts its own redis-server as the bench does (distributed_processes.hpp).
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "distributed_processes.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using context_ptr = std::unique_ptr<redisContext, decltype(&redisFree)>;
+using reply_ptr = std::unique_ptr<redisReply, decltype(&freeReplyObject)>;
+
+context_ptr connect(int port) {
+  context_ptr c(redisConnect("127.0.0.1", port), &redisFree);
+  if (!c || c->err != 0) throw std::runtime_error("cannot connect to Redis");
+  return c;
+}
+
+reply_ptr command(redisContext* c, const char* text) {
+  reply_ptr r(static_cast<redisReply*>(redisCommand(c, text)), &freeReplyObject);
+  if (!r) throw std::runtime_error(std::string("Redis: ") + text + " failed");
+  return r;
+}
+
+reply_ptr next_reply(redisContext* c) {
+  void* raw = nullptr;
+  if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
+    throw std::runtime_error("Redis: a pipelined reply is missing");
+  }
+  return {static_cast<redisReply*>(raw), &freeReplyObject};
+}
+
+// The id of the first entry of an XREAD / XREADGROUP reply.
+std::string first_entry_id(const redisReply* r) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+    throw std::runtime_error("Redis: an empty read");
+  }
+  const redisReply* entry = r->element[0]->element[1]->element[0];
+  return std::string(entry->element[0]->str, entry->element[0]->len);
+}
+
+[[noreturn]] void run_worker(int port) {
+  try {
+    const context_ptr c = connect(port);
+    while (true) {
+      const reply_ptr read = command(c.get(), "XREADGROUP GROUP g c COUNT 1 BLOCK 0 STREAMS s >");
+      const std::string id = first_entry_id(read.get());
+      redisAppendCommand(c.get(), "XADD r * v answer");
+      redisAppendCommand(c.get(), "XACK s g %s", id.c_str());
+      next_reply(c.get());
+      next_reply(c.get());
+    }
+  } catch (const std::exception&) {
+    std::_Exit(0);  // the client is done and killed us, or Redis went away
+  }
+}
+
+double percentile(std::vector<double> v, double p) {
+  const auto at = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(at), v.end());
+  return v[at];
+}
+
+double micros_since(clock_type::time_point t0) {
+  return std::chrono::duration<double, std::micro>(clock_type::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t calls = 2000;
+  if (argc == 3 && std::string_view(argv[1]) == "--calls") {
+    calls = static_cast<std::size_t>(std::max(1L, std::strtol(argv[2], nullptr, 10)));
+  } else if (argc != 1) {
+    std::fprintf(stderr, "usage: batch_serving_redis_floor [--calls N]\n");
+    return 2;
+  }
+  try {
+    const bench::redis_process redis;
+    const context_ptr c = connect(redis.port());
+    command(c.get(), "XGROUP CREATE s g $ MKSTREAM");
+    const pid_t worker = ::fork();
+    if (worker < 0) throw std::runtime_error("fork failed");
+    if (worker == 0) run_worker(redis.port());
+
+    std::vector<double> call_us;
+    std::vector<double> ping_us;
+    std::string last = "0-0";
+    const std::size_t warmup = 100;
+    for (std::size_t i = 0; i < calls + warmup; ++i) {
+      const auto t0 = clock_type::now();
+      redisAppendCommand(c.get(), "XADD s * v request");
+      redisAppendCommand(c.get(), "XREAD COUNT 1 BLOCK 0 STREAMS r %s", last.c_str());
+      next_reply(c.get());
+      last = first_entry_id(next_reply(c.get()).get());
+      if (i >= warmup) call_us.push_back(micros_since(t0));
+    }
+    for (std::size_t i = 0; i < calls; ++i) {
+      const auto t0 = clock_type::now();
+      command(c.get(), "PING");
+      ping_us.push_back(micros_since(t0));
+    }
+    ::kill(worker, SIGKILL);
+    ::waitpid(worker, nullptr, 0);
+    const double call_p50 = percentile(call_us, 0.5);
+    const double ping_p50 = percentile(ping_us, 0.5);
+    std::printf("floor call: p50 %.1f us, p99 %.1f us; PING p50 %.1f us; p50 / PING %.2fx\n",
+                call_p50, percentile(call_us, 0.99), ping_p50, call_p50 / ping_p50);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "batch_serving_redis_floor: %s\n", e.what());
+    return 1;
+  }
+}

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace bench {
@@ -24,6 +25,11 @@ struct config {
   // Items the async scenario submits; requests the memory scenario queues.
   std::size_t async_items = 1'000'000;
   std::size_t memory_requests = 1'000'000;
+  // Modes of the distributed scenario, in this order.
+  std::vector<std::string> distributed_modes{"slow", "single", "many", "latency"};
+  // Named on the command line (or CI is set): a missing redis-server fails
+  // the run instead of skipping the distributed scenario.
+  bool distributed_required = false;
   // Progress lines on stderr.
   bool progress = true;
 

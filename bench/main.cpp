@@ -5,6 +5,7 @@
 //   batch_serving_bench --json > bench.jsonl  # one JSON object per line
 //   batch_serving_bench --scenarios sync --callers 1,64 --runs 5
 //   batch_serving_bench --smoke               # tiny durations and counts (CI)
+//   batch_serving_bench --scenarios distributed  # Redis Streams, a process per node
 //
 // This file parses the options and runs the chosen scenarios; the scenarios
 // are in scenarios_*.cpp, the output in report.cpp.
@@ -22,6 +23,9 @@
 #include <vector>
 
 #include "config.hpp"
+#ifdef BATCH_SERVING_BENCH_DISTRIBUTED
+#include "distributed_node.hpp"
+#endif
 #include "report.hpp"
 #include "scenarios.hpp"
 
@@ -35,22 +39,41 @@ struct scenario {
 };
 
 constexpr scenario all_scenarios[] = {
-    {"sync", bench::run_sync},   {"async", bench::run_async}, {"many", bench::run_many},
-    {"dense", bench::run_dense}, {"limit", bench::run_limit}, {"memory", bench::run_memory},
+    {"sync", bench::run_sync},
+    {"async", bench::run_async},
+    {"many", bench::run_many},
+    {"dense", bench::run_dense},
+    {"limit", bench::run_limit},
+    {"memory", bench::run_memory},
+#ifdef BATCH_SERVING_BENCH_DISTRIBUTED
+    {"distributed", bench::run_distributed},
+#endif
 };
+
+#ifdef BATCH_SERVING_BENCH_DISTRIBUTED
+constexpr const char* scenario_names = "sync,async,many,dense,limit,memory,distributed";
+#else
+constexpr const char* scenario_names = "sync,async,many,dense,limit,memory";
+#endif
+
+constexpr const char* distributed_modes = "slow,single,many,latency";
 
 constexpr const char* usage = R"(usage: batch_serving_bench [options]
 
 Measures batch_serving against a hand-written naive batcher (bench/naive_batcher.hpp).
 
   --json                 one JSON object per line instead of a table
-  --scenarios LIST       comma-separated, from: sync,async,many,dense,limit,memory (default: all)
+  --scenarios LIST       comma-separated, from: sync,async,many,dense,limit,memory,
+                         distributed (default: all; distributed only when built with
+                         the Redis transport, and skipped without redis-server)
   --duration-ms N        measured time per measurement (default 500; dense 300)
   --runs N               repeat each measurement N times and report medians (default 3)
   --callers LIST         caller threads of the sync scenario (default 1,8,64,512)
   --timeouts-us LIST     batch_timeout values of sync, async, many (default 0,1000)
   --async-items N        items the async scenario submits (default 1000000)
   --memory-requests N    requests the memory scenario queues (default 1000000)
+  --distributed-modes L  modes of the distributed scenario, from: slow,single,many,latency
+                         (default: all)
   --smoke                every scenario, tiny durations and counts, 1 run (for CI;
                          explicit options still apply)
   --quiet                no progress lines on stderr
@@ -99,9 +122,14 @@ std::vector<scenario> parse_scenarios(std::string_view text) {
       for (const auto& c : chosen) already = already || c.name == name;
       if (!already) chosen.push_back(s);
     }
+    if (!known && name == "distributed") {
+      throw usage_error{
+          "--scenarios: distributed is not built: it needs the Redis transport "
+          "(apt-get install libhiredis-dev libmsgpack-cxx-dev, then configure again)"};
+    }
     if (!known) {
       throw usage_error{"--scenarios: unknown scenario '" + std::string(name) +
-                        "' (known: sync,async,many,dense,limit,memory)"};
+                        "' (known: " + scenario_names + ")"};
     }
   }
   return chosen;
@@ -134,6 +162,20 @@ options parse(int argc, char** argv) {
       o.help = true;
     } else if (arg == "--scenarios") {
       o.scenarios = parse_scenarios(value());
+      for (const auto& s : o.scenarios) {
+        if (s.name == "distributed") o.cfg.distributed_required = true;
+      }
+    } else if (arg == "--distributed-modes") {
+      o.cfg.distributed_modes.clear();
+      for (const auto mode : split(value())) {
+        bool known = false;
+        for (const auto m : split(distributed_modes)) known = known || m == mode;
+        if (!known) {
+          throw usage_error{"--distributed-modes: unknown mode '" + std::string(mode) +
+                            "' (known: " + distributed_modes + ")"};
+        }
+        o.cfg.distributed_modes.emplace_back(mode);
+      }
     } else if (arg == "--duration-ms") {
       duration_ms = parse_count(arg, value(), 1);
     } else if (arg == "--runs") {
@@ -187,6 +229,10 @@ std::string load_average() {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef BATCH_SERVING_BENCH_DISTRIBUTED
+  // A worker or client process of the distributed scenario (hidden mode).
+  if (argc > 1 && std::string_view(argv[1]) == "--node") return bench::run_node(argc, argv);
+#endif
   options opts;
   try {
     opts = parse(argc, argv);

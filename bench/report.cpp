@@ -72,6 +72,7 @@ std::string to_json(const row& r) {
   };
   field("scenario", json_string(r.scenario));
   field("impl", json_string(r.impl));
+  for (const auto& [key, value] : r.labels) field(key, json_string(value));
   field("callers", json_integer(r.callers));
   field("batch_size", json_integer(r.batch_size));
   field("batch_timeout_us", json_integer(r.batch_timeout_us));
@@ -107,9 +108,14 @@ std::string cell_number(std::optional<double> v, int decimals) {
   return buf;
 }
 
-// Extra figures as "name=value" pairs, 4 significant digits.
+// Labels and extra figures as "name=value" pairs, figures to 4 significant
+// digits.
 std::string cell_extra(const row& r) {
   std::string out;
+  for (const auto& [key, value] : r.labels) {
+    if (!out.empty()) out += "  ";
+    out += key + "=" + value;
+  }
   for (const auto& [key, value] : r.extra) {
     if (!value || !std::isfinite(*value)) continue;
     char buf[64];

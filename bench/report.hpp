@@ -2,10 +2,11 @@
 // printed as JSON lines (one object per line, as soon as the row is measured)
 // or as an aligned table at the end.
 //
-// Every JSON line has the fields scenario, impl, callers, batch_size,
-// batch_timeout_us, items_per_s, p50_us, p99_us, mean_batch (null where the
-// scenario has no such figure) and runs, followed by the row's extra fields
-// (efficiency, round_trip_ns, bytes_per_request, ...).
+// Every JSON line has the fields scenario, impl, the row's text labels (mode,
+// distributed rows only), callers, batch_size, batch_timeout_us, items_per_s,
+// p50_us, p99_us, mean_batch (null where the scenario has no such figure) and
+// runs, followed by the row's extra fields (efficiency, round_trip_ns,
+// bytes_per_request, ...).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,8 @@ namespace bench {
 struct row {
   std::string scenario;
   std::string impl;
+  // Scenario-specific text fields, printed right after impl.
+  std::vector<std::pair<std::string, std::string>> labels;
   std::optional<std::int64_t> callers;
   std::optional<std::int64_t> batch_size;
   std::optional<std::int64_t> batch_timeout_us;

@@ -90,10 +90,20 @@ class event {
 
   // The hook's entries for this caller's items, one per item, as emitted
   // with ctx.emit(name, std::vector<P>). Throws serving_error
-  // (invalid_argument) if P is not the emitted type or kind() != hook.
+  // (invalid_argument) if P is not the emitted type or kind() != hook. Over
+  // Redis (redis_client.hpp) the entries arrive encoded and are decoded as
+  // the hook payload type the stream was started with: P must be that type;
+  // when there was none, or the entries did not decode as it, this throws
+  // invalid_argument saying which types were involved.
   template <class P>
   std::span<const P> payload() const {
     expect(event_kind::hook);
+    if (*hook_.type == typeid(detail::undecoded_hook_payload)) {
+      throw serving_error(errc::invalid_argument,
+                          "hook '" + *hook_.name + "' cannot be read as " +
+                              detail::type_name(typeid(P)) + ": " +
+                              static_cast<const detail::undecoded_hook_payload*>(hook_.first)->why);
+    }
     if (*hook_.type != typeid(P)) {
       throw serving_error(errc::invalid_argument, "hook '" + *hook_.name + "' carries " +
                                                       detail::type_name(*hook_.type) + ", not " +

@@ -61,15 +61,19 @@
 // keeps a PEXPIRE of reply_stream_ttl on it, refreshed every third of that,
 // so a dead client's stream disappears by itself.
 //
-// Not in this header yet: streaming (dispatch_stream). By-name dispatch that
-// tries a local server first, then Redis: distributed.hpp.
+// Streaming calls (dispatch_stream, dispatch_many_stream and their callback
+// forms) are below, with their rules for order and re-runs. By-name dispatch
+// that tries a local server first, then Redis: distributed.hpp.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -85,13 +89,22 @@
 #include "batch_serving/codec.hpp"
 #include "batch_serving/detail/admission.hpp"
 #include "batch_serving/detail/batch_handler.hpp"
+#include "batch_serving/detail/collected_stream.hpp"
 #include "batch_serving/detail/completion_flag.hpp"
 #include "batch_serving/detail/future_state.hpp"
+#include "batch_serving/detail/hook_payload.hpp"
+#include "batch_serving/detail/mutex.hpp"
 #include "batch_serving/detail/reconnect_backoff.hpp"
 #include "batch_serving/detail/redis_client_core.hpp"
+#include "batch_serving/detail/stream_state.hpp"
+#include "batch_serving/detail/thread_annotations.hpp"
+#include "batch_serving/detail/type_name.hpp"
 #include "batch_serving/detail/wire.hpp"
 #include "batch_serving/error.hpp"
+#include "batch_serving/event.hpp"
+#include "batch_serving/event_stream.hpp"
 #include "batch_serving/future.hpp"
+#include "batch_serving/hook_payload_type.hpp"
 #include "batch_serving/redis_endpoint.hpp"
 #include "batch_serving/result.hpp"
 
@@ -129,11 +142,16 @@ struct redis_client_options {
 struct redis_client_stats {
   std::uint64_t calls_sent = 0;  // request entries written (XADD replied)
   std::uint64_t round_trips = 0;  // pipelines of XADDs written
-  std::uint64_t answers_delivered = 0;  // answers from the reply stream given to a call
-  std::uint64_t duplicates_dropped = 0;  // answers to calls of ours no longer outstanding
+  // Answers (and stream events) from the reply stream given to a call.
+  std::uint64_t answers_delivered = 0;
+  // Answers to calls of ours no longer outstanding; stream events seen
+  // already, or of an attempt given up (see dispatch_stream).
+  std::uint64_t duplicates_dropped = 0;
   std::uint64_t foreign_dropped = 0;  // answers naming another client, or a call never made
-  std::uint64_t malformed_dropped =
-      0;  // entries failing wire::parse_answer, or results of the wrong count
+  // Entries failing wire::parse_answer, results of the wrong count, and
+  // entries of the wrong kind for their call (a stream event for a plain
+  // call, a results answer for a stream).
+  std::uint64_t malformed_dropped = 0;
   std::uint64_t timeouts = 0;  // calls answered timeout by this client
   std::uint64_t reconnects = 0;  // connections re-established after a failure
   std::uint64_t refused = 0;  // answered at once: overloaded, no_serving, unavailable, ...
@@ -225,6 +243,221 @@ class remote_call_state final
   std::optional<result<wire::answer_entry>> answer_;
   completion_flag done_;
   std::shared_ptr<remote_call_state> self_;  // only the future's owner touches it
+  std::optional<std::stop_callback<canceller>> stop_callback_;
+};
+
+// A remote streaming call: the core hands it events in seq order
+// (stream_event, then complete with the final one); they become event<Out>
+// here, in the thread that hands them over, and are read by an event_stream
+// (pull) or passed to a callback (push), as a local stream_call does. Shared
+// by the core (until the final answer), the reader (through self_, given up
+// by abandon()) and the stop_token's callback.
+template <class Out, bool Many, class HookPayload>
+class remote_stream_state final : public remote_call, public stream_state<Out> {
+ public:
+  using callback = std::function<void(event<Out>)>;
+
+  remote_stream_state(std::shared_ptr<redis_client_core> core, std::size_t count, callback on_event)
+      : core_(std::move(core)), count_(count), on_event_(std::move(on_event)) {}
+
+  bool has_callback() const noexcept { return static_cast<bool>(on_event_); }
+
+  void start(std::shared_ptr<remote_stream_state> self, std::string items,
+             std::chrono::steady_clock::time_point deadline, const std::stop_token& stop) {
+    if (!has_callback()) {
+      lock_guard<mutex> lock(mu_);
+      self_ = self;
+    }
+    const wire::call_form form = Many ? wire::call_form::stream_many : wire::call_form::stream_one;
+    sequence_.store(core_->submit(std::move(self), form, std::move(items), count_, deadline),
+                    std::memory_order_release);
+    if (stop.stop_possible() && !ended()) stop_callback_.emplace(stop, canceller{this});
+  }
+  // Ends the stream with `e` without submitting it (refused before it started).
+  void refuse(std::shared_ptr<remote_stream_state> self, batch_serving::error e) {
+    if (!has_callback()) {
+      lock_guard<mutex> lock(mu_);
+      self_ = std::move(self);
+    }
+    complete(std::move(e));
+  }
+
+  void stream_event(wire::answer_entry answer) noexcept override { push(to_event(answer)); }
+  void complete(result<wire::answer_entry> answer) noexcept override {
+    if (!answer.ok()) {
+      push(event<Out>::make_error(answer.error()));
+    } else {
+      push(to_event(*answer));
+    }
+  }
+
+  std::optional<event<Out>> next() override {
+    unique_lock lock(mu_);
+    if (reader_done_) return std::nullopt;
+    while (events_.empty()) ready_.wait(lock.native());
+    event<Out> ev = std::move(events_.front());
+    events_.pop_front();
+    if (ev.kind() == event_kind::end || ev.kind() == event_kind::error) reader_done_ = true;
+    if (ev.kind() == event_kind::end) return std::nullopt;
+    return ev;
+  }
+
+  void abandon() noexcept override {
+    {
+      lock_guard<mutex> lock(mu_);
+      abandoned_ = true;
+      events_.clear();
+    }
+    // Stop following the call (a worker may still run it; its events are dropped).
+    const std::uint64_t sequence = sequence_.load(std::memory_order_acquire);
+    if (sequence != 0) core_->cancel(sequence);
+    std::shared_ptr<remote_stream_state> last;
+    {
+      lock_guard<mutex> lock(mu_);
+      last = std::move(self_);
+    }
+    last.reset();
+  }
+
+ private:
+  struct canceller {
+    remote_stream_state* state;
+    void operator()() const noexcept {
+      const std::uint64_t sequence = state->sequence_.load(std::memory_order_acquire);
+      if (sequence != 0) state->core_->cancel(sequence);
+    }
+  };
+
+  // What a hook's entries are owned by: the name and the decoded entries.
+  struct decoded_hook {
+    std::string name;
+    std::vector<HookPayload> entries;
+  };
+
+  bool ended() {
+    lock_guard<mutex> lock(mu_);
+    return ended_;
+  }
+
+  // `answer` (an event the core ordered) as the caller's event; what does
+  // not decode ends the stream with invalid_argument.
+  event<Out> to_event(const wire::answer_entry& answer) noexcept {
+    try {
+      switch (answer.kind) {
+        case wire::answer_kind::error:
+          return event<Out>::make_error(batch_serving::error(answer.error_code,
+                                                             answer.error_message));
+        case wire::answer_kind::end: return event<Out>::make_end();
+        case wire::answer_kind::hook: return event<Out>::make_hook(hook_of(answer));
+        case wire::answer_kind::results:
+        case wire::answer_kind::batch: break;
+      }
+      result<std::vector<Out>> values = wire::decode_items<Out>(answer.results, core_->limits(),
+                                                                std::nullopt, "results", "result");
+      if (!values.ok()) return event<Out>::make_error(values.error());
+      if constexpr (Many) {
+        results_seen_ += values->size();
+        if (results_seen_ > count_) {
+          return event<Out>::make_error(batch_serving::error(
+              errc::invalid_argument, "the stream's batch events carry " +
+                                          std::to_string(results_seen_) + " results for " +
+                                          std::to_string(count_) + " items"));
+        }
+        return event<Out>::make_batch(std::move(*values));
+      } else {
+        if (values->size() != 1) {
+          return event<Out>::make_error(batch_serving::error(
+              errc::invalid_argument, "a dispatch_stream result event carries " +
+                                          std::to_string(values->size()) + " results, not 1"));
+        }
+        return event<Out>::make_item(std::move(values->front()));
+      }
+    } catch (...) {
+      return event<Out>::make_error(batch_serving::error(errc::invalid_argument,
+                                                         "decoding a stream event threw: " +
+                                                             describe_current_exception()));
+    }
+  }
+
+  // The hook's entries decoded as HookPayload, or kept undecoded saying why.
+  hook_slice hook_of(const wire::answer_entry& answer) {
+    const std::string sent =
+        answer.payload_type.empty() ? std::string("entries") : answer.payload_type + " entries";
+    std::string why;
+    if constexpr (std::is_void_v<HookPayload>) {
+      why = "it came over Redis as " + sent +
+            ", and the stream was started without a hook payload type "
+            "(dispatch_stream<P> / dispatch_many_stream<P>)";
+    } else {
+      result<std::vector<HookPayload>> entries =
+          wire::decode_items<HookPayload>(answer.hook_payload, core_->limits(), std::nullopt,
+                                          "hook payload", "entry");
+      if (entries.ok()) {
+        auto owner = std::make_shared<decoded_hook>(decoded_hook{.name = answer.hook_name,
+                                                                 .entries = std::move(*entries)});
+        return hook_slice{&owner->name, owner, &typeid(HookPayload), owner->entries.data(),
+                          owner->entries.size()};
+      }
+      why = "it came over Redis as " + sent + " that do not decode as " +
+            type_name(typeid(HookPayload)) +
+            " (the stream's hook payload type): " + entries.error().message();
+    }
+    auto owner =
+        std::make_shared<undecoded_hook_payload>(undecoded_hook_payload{.name = answer.hook_name,
+                                                                        .why = std::move(why)});
+    return hook_slice{&owner->name, owner, &typeid(undecoded_hook_payload), owner.get(), 0};
+  }
+
+  // Queues `ev` unless the stream ended already; the first end or error is the last.
+  void push(event<Out>&& ev) noexcept {
+    const bool final = ev.kind() == event_kind::end || ev.kind() == event_kind::error;
+    {
+      lock_guard<mutex> lock(mu_);
+      if (ended_) return;
+      ended_ = final;
+      if (!abandoned_) events_.push_back(std::move(ev));
+    }
+    if (final) {
+      // The core may still hold the call (a decode failure ends it here).
+      const std::uint64_t sequence = sequence_.load(std::memory_order_acquire);
+      if (sequence != 0) core_->cancel(sequence);
+    }
+    if (on_event_) {
+      pump();
+    } else {
+      ready_.notify_all();
+    }
+  }
+
+  // Runs the callback for queued events, in order, one thread at a time.
+  void pump() noexcept {
+    unique_lock lock(mu_);
+    if (pumping_) return;
+    pumping_ = true;
+    while (!events_.empty()) {
+      event<Out> ev = std::move(events_.front());
+      events_.pop_front();
+      lock.unlock();
+      call_dropping_exceptions(on_event_, std::move(ev));  // documented: dropped
+      lock.lock();
+    }
+    pumping_ = false;
+  }
+
+  std::shared_ptr<redis_client_core> core_;
+  std::size_t count_;
+  std::size_t results_seen_ = 0;  // only the thread handing events over touches it
+  callback on_event_;
+  std::atomic<std::uint64_t> sequence_{0};
+
+  mutex mu_;
+  std::condition_variable ready_;  // pull: events_ became non-empty
+  std::deque<event<Out>> events_ BATCH_SERVING_GUARDED_BY(mu_);
+  bool ended_ BATCH_SERVING_GUARDED_BY(mu_) = false;
+  bool abandoned_ BATCH_SERVING_GUARDED_BY(mu_) = false;
+  bool reader_done_ BATCH_SERVING_GUARDED_BY(mu_) = false;
+  bool pumping_ BATCH_SERVING_GUARDED_BY(mu_) = false;
+  std::shared_ptr<remote_stream_state> self_ BATCH_SERVING_GUARDED_BY(mu_);
   std::optional<std::stop_callback<canceller>> stop_callback_;
 };
 
@@ -331,6 +564,73 @@ class redis_client {
     (void)start_many(items, options, std::forward<Callback>(done));
   }
 
+  // ---- streaming (a streaming_server attached by a redis_worker) ----------
+  // The events of one call, as a local streaming server gives them
+  // (streaming_server.hpp): dispatch_stream gives the item's hook events then
+  // an item event, dispatch_many_stream per slice its hook events then a
+  // batch event; an end or an error event is the last. HookPayload: the type
+  // the worker encodes hook entries as (hook_payload_type.hpp);
+  // event::payload<HookPayload>() reads them, and without it (void) every
+  // hook event's payload<P>() throws invalid_argument saying so. Never
+  // blocks on the work (the items are encoded in this thread); reading the
+  // stream blocks for each event. call_options as for plain calls: the
+  // deadline ends the stream with a timeout error event, a stop request
+  // with a cancelled one, stop() with a shutting_down one, and the errors of
+  // plain calls above end a stream the same way; abandoning the stream
+  // (destroying it before its end) stops following the call. In each case
+  // the worker may still run the call; its later events are dropped.
+  //
+  // Order and re-runs: events reach the caller in the worker's seq order
+  // (events that come early wait for their turn, duplicates are dropped and
+  // counted in stats().duplicates_dropped, malformed ones in
+  // malformed_dropped). A worker that dies mid-stream leaves the call to
+  // another worker, which runs it again from the start, possibly cut into
+  // other batches. The client follows the first attempt it sees (each event
+  // names its attempt, see detail/wire.hpp): if another attempt's events
+  // come before any event was delivered it follows that one instead; once
+  // events were delivered, they end the stream with an unavailable error
+  // ("the worker running the stream was lost after N events ...; the call
+  // may have run twice").
+  template <class HookPayload = void>
+  event_stream<Out> dispatch_stream(const In& item, const call_options& options = {}) {
+    return start_stream<false, HookPayload>(std::span<const In>(&item, 1), options, {});
+  }
+  template <class HookPayload = void>
+  event_stream<Out> dispatch_many_stream(std::span<const In> items,
+                                         const call_options& options = {}) {
+    return start_stream<true, HookPayload>(items, options, {});
+  }
+  template <class HookPayload = void>
+  event_stream<Out> dispatch_many_stream(std::initializer_list<In> items,
+                                         const call_options& options = {}) {
+    return dispatch_many_stream<HookPayload>(std::span<const In>(items.begin(), items.size()),
+                                             options);
+  }
+  template <class HookPayload = void>
+  event_stream<Out> dispatch_many_stream(const std::vector<In>& items,
+                                         const call_options& options = {}) {
+    return dispatch_many_stream<HookPayload>(std::span<const In>(items), options);
+  }
+
+  // Callback forms: `on_event(event)` runs for each event in order, one at a
+  // time, on the thread that handed it over (usually the receiver; keep it
+  // short), or in this thread when refused at once; the last event is `end`
+  // or `error`. Exceptions it throws are dropped.
+  template <class HookPayload = void, class Callback>
+    requires std::invocable<Callback&, event<Out>>
+  void dispatch_stream_async(const In& item, const call_options& options, Callback&& on_event) {
+    (void)start_stream<false, HookPayload>(
+        std::span<const In>(&item, 1), options,
+        std::function<void(event<Out>)>(std::forward<Callback>(on_event)));
+  }
+  template <class HookPayload = void, class Callback>
+    requires std::invocable<Callback&, event<Out>>
+  void dispatch_many_stream_async(std::span<const In> items, const call_options& options,
+                                  Callback&& on_event) {
+    (void)start_stream<true, HookPayload>(
+        items, options, std::function<void(event<Out>)>(std::forward<Callback>(on_event)));
+  }
+
   // Answers every outstanding call shutting_down and joins the threads;
   // later calls are answered shutting_down. Idempotent; blocks at most for
   // one Redis command in progress (interrupted). From a callback it answers
@@ -417,6 +717,37 @@ class redis_client {
              detail::wire::call_form::many, options);
     }
     return s;
+  }
+
+  template <bool Many, class HookPayload>
+  event_stream<Out> start_stream(std::span<const In> items, const call_options& options,
+                                 std::function<void(event<Out>)> on_event) {
+    static_assert(std::is_void_v<HookPayload> || encodable<HookPayload>,
+                  "dispatch_stream<P>: P needs a codec (codec.hpp)");
+    using stream = detail::remote_stream_state<Out, Many, HookPayload>;
+    auto s = std::make_shared<stream>(core_, items.size(), std::move(on_event));
+    const bool pushed = s->has_callback();
+    auto handle = [&] { return pushed ? event_stream<Out>(nullptr) : event_stream<Out>(s.get()); };
+    auto refuse = [&](batch_serving::error e) {
+      event_stream<Out> events = handle();
+      s->refuse(s, std::move(e));
+      return events;
+    };
+    if (items.empty()) {
+      return refuse(batch_serving::error(errc::invalid_argument,
+                                         "dispatch_many_stream: an empty batch"));
+    }
+    result<std::string> encoded = detail::wire::encode_items<In>(items, core_->limits());
+    if (!encoded.ok()) return refuse(encoded.error());
+    result<std::chrono::steady_clock::time_point> deadline = deadline_of(options);
+    if (!deadline.ok()) return refuse(deadline.error());
+    if (options.stop_token.stop_requested()) {
+      return refuse(batch_serving::error(errc::cancelled,
+                                         "the call's stop_token was triggered already"));
+    }
+    event_stream<Out> events = handle();
+    s->start(s, std::move(*encoded), *deadline, options.stop_token);
+    return events;
   }
 
   std::shared_ptr<detail::redis_client_core> core_;

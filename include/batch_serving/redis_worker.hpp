@@ -28,10 +28,22 @@
 //   TIME read with each XREADGROUP), then becomes a local steady_clock
 //   deadline. An entry whose budget is spent is answered timeout and never
 //   runs.
-// - Streaming forms (stream_one, stream_many) are answered invalid_argument:
-//   streaming over Redis is not supported yet, and a streaming_server cannot
-//   be attached.
 // - Form "one" is answered with a results array of one element, as "many".
+// - STREAMING. A streaming_server attaches the same way; it takes the forms
+//   stream_one (dispatch_stream) and stream_many (dispatch_many_stream), and
+//   a plain server takes one and many: the other forms are answered
+//   invalid_argument. The worker dispatches a streaming entry on the local
+//   server and writes each of its events, in order, as an answer entry with
+//   seq 0, 1, 2, ... and the attempt id it chose when it started the call:
+//   batch and item events as batch events (results by codec<CallOut>), hook
+//   events with the hook's name and its entries encoded by codec<P>, where P
+//   is the hook_payload_type<P> given to the constructor (without one, or
+//   when a hook carries another type, the stream ends with an
+//   execution_failed error event naming the types), then the end or error
+//   event. Only that last event acknowledges the entry (at-least-once, as for
+//   plain calls): a worker that dies mid-stream leaves the entry pending, and
+//   the worker that claims it runs the call again from the start under
+//   another attempt id (the client's rules: redis_client.hpp).
 //
 // DEAD, NOT SLOW. Every worker keeps its member in the sorted set
 // bs:{NAME}:workers, scored with the time (ms on Redis's clock) its
@@ -101,18 +113,24 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include "batch_serving/call_options.hpp"
 #include "batch_serving/codec.hpp"
 #include "batch_serving/detail/redis_worker_core.hpp"
+#include "batch_serving/detail/type_name.hpp"
 #include "batch_serving/detail/wire.hpp"
 #include "batch_serving/error.hpp"
+#include "batch_serving/event.hpp"
+#include "batch_serving/hook_payload_type.hpp"
 #include "batch_serving/redis_worker_options.hpp"
 #include "batch_serving/redis_worker_stats.hpp"
 #include "batch_serving/result.hpp"
 #include "batch_serving/server.hpp"
+#include "batch_serving/streaming_server.hpp"
 
 namespace batch_serving {
 
@@ -163,6 +181,107 @@ class server_dispatcher final : public worker_dispatcher {
   wire::limits limits_;
 };
 
+// The dispatcher of a streaming server: forwards each event of the call as
+// a stream event (worker_reply::event), hooks' entries by codec<HookPayload>
+// (void: none can travel).
+template <class In, class Out, class CallIn, class CallOut, class HookPayload>
+class stream_dispatcher final : public worker_dispatcher {
+ public:
+  using local_server = server<In, Out, CallIn, CallOut, true>;
+
+  stream_dispatcher(local_server& local, const wire::limits& bounds)
+      : local_(local), limits_(bounds) {}
+
+  void dispatch(const wire::request_entry& request, std::chrono::steady_clock::time_point deadline,
+                worker_reply reply) noexcept override {
+    try {
+      result<std::vector<CallIn>> items =
+          wire::decode_items<CallIn>(request.items, limits_, request.item_count);
+      if (!items.ok()) {
+        reply.fail(items.error());
+        return;
+      }
+      call_options options;
+      if (deadline != std::chrono::steady_clock::time_point::max()) options.deadline = deadline;
+      // Shared: the local server's callback is a std::function (copyable).
+      auto shared = std::make_shared<worker_reply>(std::move(reply));
+      auto on_event = [shared, bounds = limits_](event<CallOut> ev) {
+        forward(*shared, std::move(ev), bounds);
+      };
+      if (request.form == wire::call_form::stream_one) {
+        local_.dispatch_async(std::move(items->front()), options, std::move(on_event));
+      } else {
+        local_.dispatch_many_async(std::span<const CallIn>(items->data(), items->size()), options,
+                                   std::move(on_event));
+      }
+    } catch (const std::exception& e) {
+      reply.fail(error(errc::execution_failed,
+                       std::string("the worker could not dispatch: ") + e.what()));
+    }
+  }
+
+  std::size_t capacity() const noexcept override {
+    return local_.batch_size() * local_.partitions();
+  }
+  bool streaming() const noexcept override { return true; }
+
+ private:
+  static void forward(worker_reply& reply, event<CallOut>&& ev,
+                      const wire::limits& bounds) noexcept {
+    try {
+      switch (ev.kind()) {
+        case event_kind::batch:
+          reply.event(wire::results_answer<CallOut>(reply.call_id(),
+                                                    std::span<const CallOut>(ev.batch().data(),
+                                                                             ev.batch().size()),
+                                                    bounds, 0));
+          return;
+        case event_kind::item:
+          reply.event(wire::results_answer<CallOut>(reply.call_id(),
+                                                    std::span<const CallOut>(&ev.item(), 1), bounds,
+                                                    0));
+          return;
+        case event_kind::hook: reply.event(hook_answer(reply.call_id(), ev, bounds)); return;
+        case event_kind::error: reply.fail(ev.error()); return;
+        case event_kind::end: reply.end(); return;
+      }
+    } catch (const std::exception& e) {
+      reply.fail(error(errc::execution_failed,
+                       std::string("the worker could not send an event: ") + e.what()));
+    }
+  }
+
+  // The hook event of `ev`, its entries encoded by codec<HookPayload>.
+  static result<wire::answer_entry> hook_answer(const std::string& call_id,
+                                                const event<CallOut>& ev,
+                                                const wire::limits& bounds) {
+    if constexpr (std::is_void_v<HookPayload>) {
+      return error(errc::execution_failed,
+                   "hook '" + ev.hook() +
+                       "' cannot travel over Redis: the worker was attached without a hook "
+                       "payload type (pass batch_serving::hook_payload_type<P>{} to redis_worker)");
+    } else {
+      std::span<const HookPayload> entries;
+      try {
+        entries = ev.template payload<HookPayload>();
+      } catch (const serving_error& e) {
+        return error(errc::execution_failed,
+                     std::string(e.what()) + " (the worker was attached with hook_payload_type<" +
+                         type_name(typeid(HookPayload)) + ">)");
+      }
+      result<std::string> bytes = wire::encode_items(entries, bounds, "hook payload", "entry");
+      if (!bytes.ok()) return bytes.error();
+      wire::answer_entry answer = wire::hook_event(call_id, 0, ev.hook(), std::move(*bytes));
+      answer.payload_type = type_name(typeid(HookPayload));
+      if (answer.payload_type.size() > wire::max_type_name_bytes) answer.payload_type.clear();
+      return answer;
+    }
+  }
+
+  local_server& local_;
+  wire::limits limits_;
+};
+
 }  // namespace detail
 
 template <class In, class Out, class CallIn, class CallOut>
@@ -183,6 +302,18 @@ class redis_worker {
   // none).
   explicit redis_worker(server<In, Out, CallIn, CallOut>& local, redis_worker_options options = {})
       : redis_worker(local, local.name(), std::move(options)) {}
+
+  // A streaming server, the same way; its hooks' entries travel as
+  // codec<HookPayload> (see STREAMING above; without it no hook can travel).
+  template <class HookPayload = void>
+  redis_worker(server<In, Out, CallIn, CallOut, true>& local, std::string_view serving_name,
+               redis_worker_options options = {}, hook_payload_type<HookPayload> /*hooks*/ = {})
+      : core_(make_stream_core<HookPayload>(local, serving_name, std::move(options))) {}
+  template <class HookPayload = void>
+  explicit redis_worker(server<In, Out, CallIn, CallOut, true>& local,
+                        redis_worker_options options = {},
+                        hook_payload_type<HookPayload> hooks = {})
+      : redis_worker(local, local.name(), std::move(options), hooks) {}
 
   redis_worker(redis_worker&&) noexcept = default;
   redis_worker& operator=(redis_worker&& other) noexcept {
@@ -230,6 +361,19 @@ class redis_worker {
     auto dispatcher =
         std::make_unique<detail::server_dispatcher<In, Out, CallIn, CallOut>>(local,
                                                                               options.limits);
+    return std::make_unique<detail::redis_worker_core>(serving_name, std::move(options),
+                                                       std::move(dispatcher));
+  }
+
+  template <class HookPayload>
+  static std::unique_ptr<detail::redis_worker_core> make_stream_core(
+      server<In, Out, CallIn, CallOut, true>& local, std::string_view serving_name,
+      redis_worker_options options) {
+    static_assert(std::is_void_v<HookPayload> || encodable<HookPayload>,
+                  "hook_payload_type<P>: P needs a codec (codec.hpp)");
+    auto dispatcher =
+        std::make_unique<detail::stream_dispatcher<In, Out, CallIn, CallOut, HookPayload>>(
+            local, options.limits);
     return std::make_unique<detail::redis_worker_core>(serving_name, std::move(options),
                                                        std::move(dispatcher));
   }

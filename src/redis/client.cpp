@@ -267,9 +267,13 @@ std::uint64_t redis_client_core::submit(std::shared_ptr<remote_call> call, wire:
       return refuse(errc::unavailable,
                     "redis_client: Redis is unreachable, the call was not sent (" + why + ")");
     }
-    outstanding_.emplace(sequence, outstanding_call{.call = std::move(call),
-                                                    .sent = false,
-                                                    .item_count = item_count});
+    const bool stream = form == wire::call_form::stream_one || form == wire::call_form::stream_many;
+    outstanding_.emplace(sequence,
+                         outstanding_call{.call = std::move(call),
+                                          .sent = false,
+                                          .item_count = item_count,
+                                          .stream = stream ? std::make_unique<stream_progress>()
+                                                           : nullptr});
     wake_sender = queue_.empty();
     queue_.push_back(std::move(send));
     if (deadline != clock::time_point::max()) {
@@ -299,17 +303,116 @@ bool redis_client_core::finish(std::uint64_t sequence, result<wire::answer_entry
 redis_client_core::delivery redis_client_core::deliver(std::uint64_t sequence,
                                                        wire::answer_entry answer) {
   std::shared_ptr<remote_call> call;
+  std::vector<wire::answer_entry> ready;
+  bool ends = true;
+  std::optional<error> lost;
   {
     lock_guard<mutex> lock(mu_);
     auto it = outstanding_.find(sequence);
     if (it == outstanding_.end()) return delivery::not_outstanding;
-    if (answer.kind == wire::answer_kind::results && answer.result_count != it->second.item_count) {
-      return delivery::wrong_count;
+    if (it->second.stream) {
+      ends = false;
+      const delivery ordered = order_stream_event(it->second, std::move(answer), ready, ends, lost);
+      if (ordered != delivery::delivered) return ordered;
+      if (ends) {
+        call = std::move(it->second.call);
+        outstanding_.erase(it);
+      } else {
+        call = it->second.call;
+      }
+    } else {
+      // A plain call takes a results or error answer, never a stream event.
+      if (answer.seq.has_value() ||
+          (answer.kind != wire::answer_kind::results && answer.kind != wire::answer_kind::error)) {
+        return delivery::malformed;
+      }
+      if (answer.kind == wire::answer_kind::results &&
+          answer.result_count != it->second.item_count) {
+        return delivery::wrong_count;
+      }
+      call = std::move(it->second.call);
+      outstanding_.erase(it);
+      ready.push_back(std::move(answer));
     }
-    call = std::move(it->second.call);
-    outstanding_.erase(it);
   }
-  call->complete(std::move(answer));
+  if (lost) {
+    call->complete(std::move(*lost));
+    return delivery::delivered;
+  }
+  for (std::size_t i = 0; i < ready.size(); ++i) {
+    if (ends && i + 1 == ready.size()) {
+      call->complete(std::move(ready[i]));
+    } else {
+      call->stream_event(std::move(ready[i]));
+    }
+  }
+  answers_delivered_.fetch_add(ready.size() - 1, std::memory_order_relaxed);
+  return delivery::delivered;
+}
+
+namespace {
+
+// Events buffered ahead of their turn, per stream; more are dropped (a
+// stream's writer writes them in order, so only a misbehaving one gets here).
+constexpr std::size_t max_early_events = 1024;
+
+bool final_event(const wire::answer_entry& e) noexcept {
+  return e.kind == wire::answer_kind::end || e.kind == wire::answer_kind::error;
+}
+
+}  // namespace
+
+redis_client_core::delivery redis_client_core::order_stream_event(
+    outstanding_call& entry, wire::answer_entry answer, std::vector<wire::answer_entry>& ready,
+    bool& ends, std::optional<error>& lost) {
+  stream_progress& p = *entry.stream;
+  if (!answer.seq) {
+    // An error without seq: the worker could not read the request (or the
+    // call was refused before it started); it ends the stream.
+    if (answer.kind != wire::answer_kind::error) return delivery::malformed;
+    ready.push_back(std::move(answer));
+    ends = true;
+    return delivery::delivered;
+  }
+  if (answer.kind == wire::answer_kind::results) return delivery::malformed;
+  if (!p.attempt) {
+    p.attempt = answer.attempt;
+  } else if (answer.attempt != *p.attempt) {
+    if (std::find(p.replaced.begin(), p.replaced.end(), answer.attempt) != p.replaced.end()) {
+      return delivery::duplicate;  // an attempt given up already
+    }
+    if (p.next_seq > 0) {
+      lost = error(errc::unavailable,
+                   "redis_client: the worker running the stream was lost after " +
+                       std::to_string(p.next_seq) +
+                       " events and another worker ran the call again (the call may have run "
+                       "twice; its events would not continue the ones delivered)");
+      ends = true;
+      return delivery::delivered;
+    }
+    // Nothing delivered yet: follow the new attempt from its start.
+    if (p.replaced.size() < 16) p.replaced.push_back(std::move(*p.attempt));
+    p.attempt = answer.attempt;
+    p.early.clear();
+  }
+  const std::uint64_t seq = *answer.seq;
+  if (seq < p.next_seq) return delivery::duplicate;
+  if (seq > p.next_seq) {
+    if (p.early.contains(seq)) return delivery::duplicate;
+    if (p.early.size() >= max_early_events) return delivery::malformed;
+    p.early.emplace(seq, std::move(answer));
+    return delivery::buffered;
+  }
+  ready.push_back(std::move(answer));
+  ++p.next_seq;
+  while (!final_event(ready.back())) {
+    auto next = p.early.find(p.next_seq);
+    if (next == p.early.end()) break;
+    ready.push_back(std::move(next->second));
+    p.early.erase(next);
+    ++p.next_seq;
+  }
+  ends = final_event(ready.back());
   return delivery::delivered;
 }
 
@@ -648,10 +751,7 @@ void redis_client_core::process_entries(const redis_reply_view& streams) {
         continue;
       }
       std::optional<wire::call_id_parts> id = wire::parse_call_id(answer->call_id);
-      if (!id || id->client_id != client_id_ || answer->seq.has_value() ||
-          (answer->kind != wire::answer_kind::results &&
-           answer->kind != wire::answer_kind::error)) {
-        // Another client's, or a stream event (this client makes no streaming calls).
+      if (!id || id->client_id != client_id_) {  // another client's
         foreign_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
@@ -670,7 +770,10 @@ void redis_client_core::process_entries(const redis_reply_view& streams) {
         case delivery::not_outstanding: duplicates_.fetch_add(1, std::memory_order_relaxed); break;
         // Not an answer to that call: a correct one may still come (another
         // worker after a takeover), else its deadline answers it.
-        case delivery::wrong_count: malformed_.fetch_add(1, std::memory_order_relaxed); break;
+        case delivery::wrong_count:
+        case delivery::malformed: malformed_.fetch_add(1, std::memory_order_relaxed); break;
+        case delivery::duplicate: duplicates_.fetch_add(1, std::memory_order_relaxed); break;
+        case delivery::buffered: break;  // counted when delivered
       }
     }
   }

@@ -23,6 +23,8 @@ constexpr std::string_view f_kind = "kind";
 constexpr std::string_view f_seq = "seq";
 constexpr std::string_view f_results = "results";
 constexpr std::string_view f_hook = "hook";
+constexpr std::string_view f_attempt = "attempt";
+constexpr std::string_view f_payload_type = "payload_type";
 constexpr std::string_view f_payload = "payload";
 constexpr std::string_view f_code = "code";
 constexpr std::string_view f_message = "message";
@@ -623,6 +625,22 @@ std::optional<error> check_answer_body(answer_entry& answer, const limits& bound
   if (std::optional<error> bad = check_seq(entry, answer.kind, answer.seq.has_value())) {
     return bad;
   }
+  if (!answer.attempt.empty()) {
+    if (std::optional<error> bad = check_id("attempt", answer.attempt)) {
+      return invalid(field_error(entry, f_attempt, bad->message()));
+    }
+  }
+  if (answer.payload_type.size() > max_type_name_bytes) {
+    return invalid(field_error(entry, f_payload_type,
+                               std::to_string(answer.payload_type.size()) + " bytes, more than " +
+                                   std::to_string(max_type_name_bytes)));
+  }
+  for (const char c : answer.payload_type) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      return invalid(field_error(entry, f_payload_type, "contains a control character"));
+    }
+  }
   switch (answer.kind) {
     case answer_kind::results:
     case answer_kind::batch: {
@@ -665,12 +683,16 @@ result<std::vector<field>> encode_answer(answer_entry answer, const limits& boun
     fields.emplace_back(f_id, std::move(answer.call_id));
     fields.emplace_back(f_kind, to_string(answer.kind));
     if (answer.seq) fields.emplace_back(f_seq, std::to_string(*answer.seq));
+    if (!answer.attempt.empty()) fields.emplace_back(f_attempt, std::move(answer.attempt));
     switch (answer.kind) {
       case answer_kind::results:
       case answer_kind::batch: fields.emplace_back(f_results, std::move(answer.results)); break;
       case answer_kind::hook:
         fields.emplace_back(f_hook, std::move(answer.hook_name));
         fields.emplace_back(f_payload, std::move(answer.hook_payload));
+        if (!answer.payload_type.empty()) {
+          fields.emplace_back(f_payload_type, std::move(answer.payload_type));
+        }
         break;
       case answer_kind::error:
         fields.emplace_back(f_code, batch_serving::to_string(answer.error_code));
@@ -688,8 +710,8 @@ result<std::vector<field>> encode_answer(answer_entry answer, const limits& boun
 result<answer_entry> parse_answer(std::span<const field_view> fields, const limits& bounds) {
   const std::string_view entry = answer_entry_name;
   try {
-    field_table<9> table({f_version, f_id, f_kind, f_seq, f_results, f_hook, f_payload, f_code,
-                          f_message});
+    field_table<11> table({f_version, f_id, f_kind, f_seq, f_attempt, f_results, f_hook, f_payload,
+                           f_payload_type, f_code, f_message});
     if (std::optional<error> bad = check_entry_shape(entry, fields, table, bounds)) return *bad;
 
     answer_entry answer;
@@ -708,6 +730,10 @@ result<answer_entry> parse_answer(std::span<const field_view> fields, const limi
     }
     answer.kind = *kind;
 
+    if (const std::optional<std::string_view> attempt = table.get(f_attempt)) {
+      if (attempt->empty()) return invalid(field_error(entry, f_attempt, "empty"));
+      answer.attempt = std::string(*attempt);
+    }
     if (const std::optional<std::string_view> seq = table.get(f_seq)) {
       answer.seq = parse_decimal(*seq);
       if (!answer.seq) {
@@ -740,6 +766,9 @@ result<answer_entry> parse_answer(std::span<const field_view> fields, const limi
         if (!payload.ok()) return payload.error();
         answer.hook_name = std::move(*hook);
         answer.hook_payload = std::move(*payload);
+        if (const std::optional<std::string_view> type = table.get(f_payload_type)) {
+          answer.payload_type = std::string(*type);
+        }
         break;
       }
       case answer_kind::error: {

@@ -216,12 +216,28 @@ error reply_error(std::string_view what, redis_reply_view reply) {
 
 // ---------------------------------------------------------------- shared state
 
+namespace {
+
+std::string random_attempt_prefix() {
+  std::random_device entropy;
+  const std::uint64_t random = (std::uint64_t{entropy()} << 32U) ^ entropy();
+  std::string hex(16, '0');
+  for (std::size_t i = 0; i < hex.size(); ++i) {
+    hex[i] = "0123456789abcdef"[(random >> (4 * (15 - i))) & 0xfU];
+  }
+  return hex;
+}
+
+}  // namespace
+
 // One answer (or bare acknowledgement) on its way to Redis.
 struct outgoing {
   std::string entry_id;
   std::string reply_stream;  // empty: acknowledge only (nobody to answer)
   std::vector<wire::field> fields;
   std::optional<errc> code;  // an error answer's code; unset: results (or none)
+  // False for a stream event before the final one: written, not acknowledged.
+  bool final = true;
 };
 
 // What the worker's threads, its completion callbacks (through
@@ -239,6 +255,11 @@ struct worker_state {
   const redis_worker_options options;
   const std::string consumer;
   const std::string heartbeat_key;
+  // Attempt ids of streaming calls (wire.hpp): this prefix, random per
+  // worker instance (a restarted worker with the same consumer id gets
+  // another), and a counter.
+  const std::string attempt_prefix = random_attempt_prefix();
+  std::atomic<std::uint64_t> attempts_started{0};
 
   // Queues `out` for the writer; `items` leave the in-flight count.
   void enqueue(outgoing out, std::size_t items) {
@@ -314,13 +335,14 @@ void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {
 // ---------------------------------------------------------------- worker_reply
 
 worker_reply::worker_reply(std::shared_ptr<worker_state> state, std::string entry_id,
-                           std::string call_id, std::string reply_stream,
-                           std::size_t items) noexcept
+                           std::string call_id, std::string reply_stream, std::size_t items,
+                           std::optional<std::string> attempt) noexcept
     : state_(std::move(state)),
       entry_id_(std::move(entry_id)),
       call_id_(std::move(call_id)),
       reply_stream_(std::move(reply_stream)),
-      items_(items) {}
+      items_(items),
+      attempt_(std::move(attempt)) {}
 
 worker_reply& worker_reply::operator=(worker_reply&& other) noexcept {
   if (this != &other) {
@@ -330,6 +352,8 @@ worker_reply& worker_reply::operator=(worker_reply&& other) noexcept {
     call_id_ = std::move(other.call_id_);
     reply_stream_ = std::move(other.reply_stream_);
     items_ = other.items_;
+    attempt_ = std::move(other.attempt_);
+    next_seq_ = other.next_seq_;
   }
   return *this;
 }
@@ -353,34 +377,75 @@ void worker_reply::results(result<wire::answer_entry> answer) noexcept {
 void worker_reply::fail(const error& failure) noexcept {
   if (!state_) return;
   try {
-    send(wire::error_answer(call_id_, failure));
+    if (attempt_) {
+      send(wire::error_answer(call_id_, failure, next_seq_));
+    } else {
+      send(wire::error_answer(call_id_, failure));
+    }
   } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory, see send()
   }
 }
 
-void worker_reply::send(wire::answer_entry answer) noexcept {
-  std::shared_ptr<worker_state> state = std::move(state_);
+void worker_reply::end() noexcept {
+  if (!state_) return;
+  try {
+    send(wire::end_event(call_id_, next_seq_));
+  } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory, see send()
+  }
+}
+
+void worker_reply::event(result<wire::answer_entry> ev) noexcept {
+  if (!state_) return;
+  if (!attempt_) {
+    fail(error(errc::execution_failed, "a stream event for a call that is not streaming"));
+    return;
+  }
+  if (!ev.ok()) {
+    fail(error(errc::execution_failed, "the event cannot be sent back: " + ev.error().message()));
+    return;
+  }
+  ev->call_id = call_id_;
+  enqueue(std::move(*ev), false);
+}
+
+void worker_reply::send(wire::answer_entry answer) noexcept { enqueue(std::move(answer), true); }
+
+void worker_reply::enqueue(wire::answer_entry answer, bool final) noexcept {
+  std::shared_ptr<worker_state> state = final ? std::move(state_) : state_;
   if (!state) return;
   try {
     std::optional<errc> code;
     if (answer.kind == wire::answer_kind::error) code = answer.error_code;
+    if (attempt_) {
+      answer.seq = next_seq_;
+      answer.attempt = *attempt_;
+    }
     result<std::vector<wire::field>> fields =
         wire::encode_answer(std::move(answer), state->options.limits);
     if (!fields.ok()) {
       // Too large for the limits: say so instead (an error answer always fits).
+      if (!final) {
+        fail(error(errc::execution_failed,
+                   "the event cannot be sent back: " + fields.error().message()));
+        return;
+      }
       code = errc::execution_failed;
-      fields = wire::encode_answer(wire::error_answer(call_id_,
-                                                      error(errc::execution_failed,
-                                                            "the results cannot be sent back: " +
-                                                                fields.error().message())),
-                                   state->options.limits);
+      wire::answer_entry instead =
+          wire::error_answer(call_id_,
+                             error(errc::execution_failed,
+                                   "the results cannot be sent back: " + fields.error().message()),
+                             attempt_ ? std::optional<std::uint64_t>(next_seq_) : std::nullopt);
+      if (attempt_) instead.attempt = *attempt_;
+      fields = wire::encode_answer(std::move(instead), state->options.limits);
     }
-    outgoing out{.entry_id = std::move(entry_id_),
-                 .reply_stream = std::move(reply_stream_),
+    ++next_seq_;
+    outgoing out{.entry_id = final ? std::move(entry_id_) : entry_id_,
+                 .reply_stream = final ? std::move(reply_stream_) : reply_stream_,
                  .fields = fields.ok() ? std::move(*fields) : std::vector<wire::field>{},
-                 .code = code};
+                 .code = code,
+                 .final = final};
     if (out.fields.empty()) out.reply_stream.clear();  // cannot happen: acknowledge at least
-    state->enqueue(std::move(out), items_);
+    state->enqueue(std::move(out), final ? items_ : 0);
   } catch (...) {  // NOLINT(bugprone-empty-catch)
     // Out of memory: the entry stays pending in Redis (held by this worker
     // until it dies or restarts; then it is claimed or read again).
@@ -513,9 +578,19 @@ void handle_entry(const std::shared_ptr<worker_state>& shared, worker_dispatcher
     worker_reply(shared, std::string(entry_id), request.call_id, request.reply_stream, 0)
         .fail(failure);
   };
-  if (request.form == wire::call_form::stream_one || request.form == wire::call_form::stream_many) {
-    answer_now(error(errc::invalid_argument, "streaming over Redis is not supported yet (form " +
-                                                 std::string(wire::to_string(request.form)) + ")"));
+  const bool stream_form =
+      request.form == wire::call_form::stream_one || request.form == wire::call_form::stream_many;
+  if (stream_form != dispatcher.streaming()) {
+    answer_now(error(errc::invalid_argument,
+                     dispatcher.streaming()
+                         ? "serving '" + s.keys.serving() +
+                               "' is a streaming serving on this worker: call it with "
+                               "dispatch_stream or dispatch_many_stream (form " +
+                               std::string(wire::to_string(request.form)) + ")"
+                         : "serving '" + s.keys.serving() +
+                               "' is not a streaming serving on this worker: call it with "
+                               "dispatch or dispatch_many (form " +
+                               std::string(wire::to_string(request.form)) + ")"));
     return;
   }
   steady::time_point deadline = steady::time_point::max();
@@ -537,9 +612,14 @@ void handle_entry(const std::shared_ptr<worker_state>& shared, worker_dispatcher
     s.in_flight_items += request.item_count;
   }
   bump(s.calls_dispatched);
+  std::optional<std::string> attempt;
+  if (stream_form) {
+    attempt = s.attempt_prefix + "." +
+              std::to_string(s.attempts_started.fetch_add(1, std::memory_order_relaxed));
+  }
   dispatcher.dispatch(request, deadline,
                       worker_reply(shared, std::string(entry_id), request.call_id,
-                                   request.reply_stream, request.item_count));
+                                   request.reply_stream, request.item_count, std::move(attempt)));
 }
 
 // The entries of an XREADGROUP / XCLAIM reply: [[id, [f, v, ...]], ...].
@@ -706,9 +786,13 @@ void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& s
       conn.append(argv);
       ++answers;
     }
+    // Stream events before a call's final one are written, not acknowledged.
     argv.assign({"XACK", s.keys.request_stream(), wire::consumer_group});
-    for (const outgoing& out : batch) argv.emplace_back(out.entry_id);
-    conn.append(argv);
+    for (const outgoing& out : batch) {
+      if (out.final) argv.emplace_back(out.entry_id);
+    }
+    const bool acks = argv.size() > 3;
+    if (acks) conn.append(argv);
     result<std::vector<redis_reply>> replies = conn.read_replies();
     if (!replies.ok()) continue;  // broken: reconnect, then the same batch again
     std::size_t at = 0;
@@ -716,19 +800,25 @@ void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& s
       if (out.reply_stream.empty()) continue;
       if ((*replies)[at++].is_error()) {
         bump(s.answers_refused);
+      } else if (!out.final) {
+        continue;  // counted with its stream's final answer
       } else if (out.code) {
         bump(s.answered_errors[static_cast<std::size_t>(*out.code) % s.answered_errors.size()]);
       } else {
         bump(s.answered_results);
       }
     }
-    const redis_reply& ack = (*replies)[answers];
-    if (ack.kind() == redis_reply_kind::integer && ack.integer() > 0) {
-      bump(s.entries_acked, static_cast<std::uint64_t>(ack.integer()));
+    if (acks) {
+      const redis_reply& ack = (*replies)[answers];
+      if (ack.kind() == redis_reply_kind::integer && ack.integer() > 0) {
+        bump(s.entries_acked, static_cast<std::uint64_t>(ack.integer()));
+      }
     }
     {
       lock_guard<mutex> lock(s.mu);
-      for (const outgoing& out : batch) s.acknowledged(out.entry_id);
+      for (const outgoing& out : batch) {
+        if (out.final) s.acknowledged(out.entry_id);
+      }
     }
     s.changed.notify_all();
     batch.clear();

@@ -198,6 +198,7 @@ void check_answer(std::span<const wire::field_view> fields, const wire::limits& 
   if (!back.ok()) violation("a re-encoded answer does not parse: " + back.error().to_string());
   if (back->call_id != answer.call_id || back->kind != answer.kind || back->seq != answer.seq ||
       back->results != answer.results || back->result_count != answer.result_count ||
+      back->attempt != answer.attempt || back->payload_type != answer.payload_type ||
       back->hook_name != answer.hook_name || back->hook_payload != answer.hook_payload ||
       back->error_code != answer.error_code || back->error_message != answer.error_message) {
     violation("an answer changed in a round trip");

@@ -348,14 +348,14 @@ TEST_F(RedisWorkerTest, AnswersItemsThatDoNotDecodeInvalidArgumentWithoutRunning
   EXPECT_EQ(local->stats().items_executed, 1U);
 }
 
-TEST_F(RedisWorkerTest, AnswersStreamingFormsInvalidArgument) {
+TEST_F(RedisWorkerTest, APlainServersWorkerAnswersStreamingFormsInvalidArgument) {
   auto local = start_server();
   int_worker worker(*local, serving_name, quick_options());
   raw_client c = client();
   const std::string call_id = c.send(wire::call_form::stream_many, {1, 2});
   const wire::answer_entry answer = c.answer(call_id);
   EXPECT_EQ(answer.error_code, errc::invalid_argument);
-  EXPECT_NE(answer.error_message.find("streaming over Redis is not supported yet"),
+  EXPECT_NE(answer.error_message.find("is not a streaming serving on this worker"),
             std::string::npos)
       << answer.error_message;
   EXPECT_FALSE(answer.seq.has_value());

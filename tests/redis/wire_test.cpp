@@ -504,6 +504,19 @@ TEST(WireAnswerTest, RoundTripsStreamEventsInOrder) {
   back = parsed_answer(wire::error_answer("c1/2", {bs::errc::timeout, "late"}, 3));
   EXPECT_EQ(back.kind, wire::answer_kind::error);
   EXPECT_EQ(back.seq, 3U);
+  EXPECT_EQ(back.attempt, "");  // optional: none written, none read
+}
+
+TEST(WireAnswerTest, RoundTripsTheAttemptAndThePayloadType) {
+  wire::answer_entry hook = wire::hook_event("c1/2", 4, "progress", "\x91\x01");
+  hook.attempt = "0123456789abcdef.12";
+  hook.payload_type = "std::vector<long, std::allocator<long> >";
+  const wire::answer_entry back = parsed_answer(hook);
+  EXPECT_EQ(back.attempt, hook.attempt);
+  EXPECT_EQ(back.payload_type, hook.payload_type);
+  wire::answer_entry end = wire::end_event("c1/2", 5);
+  end.attempt = "w-1.0";
+  EXPECT_EQ(parsed_answer(end).attempt, "w-1.0");
 }
 
 TEST(WireAnswerTest, CutsLongErrorMessagesOutsideUtf8Sequences) {
@@ -561,6 +574,12 @@ TEST(WireAnswerTest, EachMalformedFieldIsItsOwnError) {
       {hook, "payload", std::nullopt, "field \"payload\": missing"},
       {hook, "payload", "\x92\x01"s, "field \"payload\": truncated"},
       {end, "seq", std::nullopt, "missing (end events carry one)"},
+      {end, "attempt", "", "field \"attempt\": empty"},
+      {end, "attempt", "a/b", "field \"attempt\""},
+      {end, "attempt", std::string(wire::max_id_bytes + 1, 'a'), "field \"attempt\""},
+      {hook, "payload_type", std::string(wire::max_type_name_bytes + 1, 't'),
+       "field \"payload_type\": 513 bytes, more than 512"},
+      {hook, "payload_type", "int\x01", "field \"payload_type\": contains a control character"},
       {failed, "code", std::nullopt, "field \"code\": missing"},
       {failed, "code", "bogus", "field \"code\": unknown error code \"bogus\""},
       {failed, "code", "TIMEOUT", "unknown error code"},

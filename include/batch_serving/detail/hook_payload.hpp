@@ -35,6 +35,14 @@ struct hook_slice {
   }
 };
 
+// What a hook_slice of this type points to (`first`): a payload that came
+// over Redis and could not be decoded as the caller's type, so
+// event::payload<P>() throws saying why (redis_client.hpp). `owner` holds it.
+struct undecoded_hook_payload {
+  std::string name;  // the hook name (the slice's name points here)
+  std::string why;  // "came over Redis as ..., not decoded: ..."
+};
+
 // The declared name equal to `hook`, or null.
 const std::string* find_declared_hook(const std::vector<std::string>& declared,
                                       std::string_view hook) noexcept;

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,12 @@ class remote_call {
   remote_call& operator=(const remote_call&) = delete;
   virtual ~remote_call() = default;
   virtual void complete(result<wire::answer_entry> answer) noexcept = 0;
+  // Streaming calls: a batch or hook event before the final answer, in seq
+  // order, called by the receiver thread only, never under a core lock and
+  // never after complete() was called by the receiver (complete() from
+  // another thread, a deadline say, may overlap: the call keeps the first
+  // end). Must not throw.
+  virtual void stream_event(wire::answer_entry answer) noexcept { (void)answer; }
 };
 
 class redis_client_core {
@@ -90,10 +97,20 @@ class redis_client_core {
   redis_client_stats stats() const noexcept;
 
  private:
+  // A streaming call's events so far (see the top of detail/wire.hpp): the
+  // attempt it follows, how many events it delivered, and the events that
+  // came ahead of their turn.
+  struct stream_progress {
+    std::optional<std::string> attempt;  // unset until the first event
+    std::vector<std::string> replaced;  // attempts given up while nothing was delivered
+    std::uint64_t next_seq = 0;  // events delivered
+    std::map<std::uint64_t, wire::answer_entry> early;
+  };
   struct outstanding_call {
     std::shared_ptr<remote_call> call;
     bool sent = false;  // written to the request stream (its answer may come)
     std::size_t item_count = 0;  // a results answer must carry as many
+    std::unique_ptr<stream_progress> stream;  // set for streaming calls
   };
   struct queued_send {
     std::uint64_t sequence = 0;
@@ -115,8 +132,14 @@ class redis_client_core {
       BATCH_SERVING_EXCLUDES(mu_);
   // Answers call `sequence` with a results or error answer read from the
   // reply stream, unless a results answer has the wrong count.
-  enum class delivery { delivered, not_outstanding, wrong_count };
+  enum class delivery { delivered, not_outstanding, wrong_count, buffered, duplicate, malformed };
   delivery deliver(std::uint64_t sequence, wire::answer_entry answer) BATCH_SERVING_EXCLUDES(mu_);
+  // The part of deliver() for a streaming call's answer: orders events by
+  // seq, follows one attempt; fills `ready` with what the call gets now (the
+  // last one final when `ends`).
+  delivery order_stream_event(outstanding_call& entry, wire::answer_entry answer,
+                              std::vector<wire::answer_entry>& ready, bool& ends,
+                              std::optional<error>& lost) BATCH_SERVING_REQUIRES(mu_);
   // Answers every outstanding call matching `only_sent` (or all) with `e`.
   void fail_all(const error& e, bool only_sent) BATCH_SERVING_EXCLUDES(mu_);
 

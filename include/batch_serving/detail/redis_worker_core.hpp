@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,15 +23,19 @@ namespace batch_serving::detail {
 struct worker_state;  // src/redis/worker.cpp
 
 // The answer to one request entry a worker took. Exactly one answer is
-// written per worker_reply: the first of results() / fail(), or, when the
-// reply is destroyed unanswered (a callback dropped without being called),
-// execution_failed. Then the entry is acknowledged. Move-only; each member
-// may be called from any thread (one thread per reply at a time); they
-// allocate and never block beyond a short lock.
+// written per worker_reply: the first of results() / fail() / end(), or, when
+// the reply is destroyed unanswered (a callback dropped without being called),
+// execution_failed. Then the entry is acknowledged. A streaming call's reply
+// (`attempt` given) writes stream events first (event()), numbered 0, 1, 2,
+// ... with its attempt; its final answer is an end or error event, and only
+// that one acknowledges the entry. Move-only; each member may be called from
+// any thread (one thread per reply at a time); they allocate and never block
+// beyond a short lock.
 class worker_reply {
  public:
   worker_reply(std::shared_ptr<worker_state> state, std::string entry_id, std::string call_id,
-               std::string reply_stream, std::size_t items) noexcept;
+               std::string reply_stream, std::size_t items,
+               std::optional<std::string> attempt = std::nullopt) noexcept;
   worker_reply(worker_reply&& other) noexcept = default;
   worker_reply& operator=(worker_reply&& other) noexcept;
   worker_reply(const worker_reply&) = delete;
@@ -42,17 +48,29 @@ class worker_reply {
   // or the entry does not fit the limits, answers execution_failed saying
   // the results cannot travel back.
   void results(result<wire::answer_entry> answer) noexcept;
-  // Answers `failure`.
+  // Answers `failure` (a streaming call: an error event ending the stream).
   void fail(const error& failure) noexcept;
+
+  // Streaming calls only. A batch or hook event (kind, results or hook
+  // fields set; seq and attempt are set here), written before the final
+  // answer; one that cannot be encoded within the limits ends the stream
+  // with an execution_failed error event instead.
+  void event(result<wire::answer_entry> ev) noexcept;
+  // Ends the stream (an end event) and acknowledges the entry.
+  void end() noexcept;
 
  private:
   void send(wire::answer_entry answer) noexcept;
+  // Encodes and queues `answer`; `final` gives up the reply (acknowledges).
+  void enqueue(wire::answer_entry answer, bool final) noexcept;
 
   std::shared_ptr<worker_state> state_;  // null once answered or moved from
   std::string entry_id_;
   std::string call_id_;
   std::string reply_stream_;
   std::size_t items_ = 0;
+  std::optional<std::string> attempt_;  // set for streaming calls
+  std::uint64_t next_seq_ = 0;
 };
 
 // What the typed part of a worker does with a well-formed, unexpired request.
@@ -72,6 +90,10 @@ class worker_dispatcher {
                         worker_reply reply) noexcept = 0;
   // batch_size x partitions of the local server (the default room).
   virtual std::size_t capacity() const noexcept = 0;
+  // Whether the local server is a streaming server: it takes the forms
+  // stream_one and stream_many (and answers with stream events), a plain
+  // one takes one and many. The other forms are answered invalid_argument.
+  virtual bool streaming() const noexcept { return false; }
 };
 
 // Attaches a dispatcher to Redis under a serving name (see redis_worker.hpp

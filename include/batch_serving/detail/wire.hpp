@@ -45,10 +45,27 @@
 //              plain call, or a request the worker could not read (whose form
 //              it may not know), has none: a stream reader takes that as its
 //              end too
+//   attempt    stream events: which run of the call wrote the event, 1..64
+//              bytes of [A-Za-z0-9._-], chosen by the worker when it starts
+//              the call (its consumer id's random prefix and a counter). A
+//              call whose worker died is run again from the start by another
+//              worker, whose seq counts from 0 again and whose batches may be
+//              cut differently: a client follows the first attempt it sees;
+//              events of another attempt replace it while nothing of the first
+//              was delivered, and end the stream with an unavailable error once
+//              something was (the call may have run twice). Optional when
+//              parsing (an event without one belongs to the attempt ""); a
+//              worker always writes it
 //   results    results and batch: a MessagePack array, one element per item
-//              (codec<Out>), in the items' order
+//              (codec<Out>), in the items' order. A stream_one call's single
+//              result is a batch event of one element (the caller reads an
+//              item event)
 //   hook       hook: the hook's name
-//   payload    hook: its MessagePack payload for the caller's items
+//   payload    hook: its MessagePack payload for the caller's items, an
+//              array of one entry per item, each by codec<P> of the hook
+//              payload type P the worker was attached with
+//   payload_type hook, optional: the C++ name of P on the worker, at most
+//              max_type_name_bytes, no control characters (for messages)
 //   code       error: the errc name ("timeout", "execution_failed", ...)
 //   message    error: the message, at most max_error_message_bytes
 //
@@ -91,6 +108,7 @@ inline constexpr std::string_view consumer_group = "workers";
 inline constexpr std::size_t max_serving_name_bytes = 200;
 inline constexpr std::size_t max_id_bytes = 64;  // client and consumer ids
 inline constexpr std::size_t max_hook_name_bytes = 200;
+inline constexpr std::size_t max_type_name_bytes = 512;
 inline constexpr std::size_t max_entry_fields = 32;
 // error_answer() cuts longer messages, so an error answer always fits.
 inline constexpr std::size_t max_error_message_bytes = 8192;
@@ -223,10 +241,12 @@ struct answer_entry {
   std::string call_id;
   answer_kind kind = answer_kind::results;
   std::optional<std::uint64_t> seq;  // stream events (see the top of this file)
+  std::string attempt;  // stream events: the run of the call that wrote it
   std::string results;  // results, batch: MessagePack array
   std::size_t result_count = 0;  // set by parse_answer
   std::string hook_name;  // hook
   std::string hook_payload;  // hook: one MessagePack value
+  std::string payload_type;  // hook: the payload's C++ type on the worker (may be empty)
   errc error_code = errc::execution_failed;  // error
   std::string error_message;  // error
 };

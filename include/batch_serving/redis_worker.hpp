@@ -18,7 +18,9 @@
 // them to the local server with dispatch_many_async, and writes each call's
 // answer (results by codec<CallOut>, or an error) to the caller's reply
 // stream. An entry is acknowledged (XACK) only after its answer is written,
-// so an entry a worker took and did not answer stays pending in Redis.
+// so an entry a worker took and did not answer stays pending in Redis; once
+// acknowledged it is deleted (XDEL), so the request stream holds only calls
+// not answered yet.
 // - A malformed entry that names its caller's reply stream is answered
 //   invalid_argument; one that does not is acknowledged, skipped and counted
 //   (stats().skipped_malformed). Items that do not decode as CallIn:
@@ -78,7 +80,8 @@
 // - the reader: XREADGROUP (BLOCK block_time, pipelined with TIME) and the
 //   handling of each entry; it dispatches and never waits for the work;
 // - the writer: batches queued answers into one pipeline per round trip,
-//   each answer's XADD followed by one XACK of the entries they answer;
+//   each answer's XADD followed by one XACK and one XDEL of the entries they
+//   answer;
 // - the keeper: the heartbeat (a Lua script with TIME: Redis's clock), the
 //   claiming of dead workers' entries, and the goodbye on stop. It is apart
 //   from the reader so that a long XREADGROUP or a slow Redis reply to it

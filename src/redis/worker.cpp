@@ -792,7 +792,14 @@ void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& s
       if (out.final) argv.emplace_back(out.entry_id);
     }
     const bool acks = argv.size() > 3;
-    if (acks) conn.append(argv);
+    if (acks) {
+      conn.append(argv);
+      // And deleted: the request stream holds only calls not yet answered,
+      // instead of every call ever made (the group no longer needs them).
+      argv.erase(argv.begin() + 2);  // the group
+      argv[0] = "XDEL";
+      conn.append(argv);
+    }
     result<std::vector<redis_reply>> replies = conn.read_replies();
     if (!replies.ok()) continue;  // broken: reconnect, then the same batch again
     std::size_t at = 0;

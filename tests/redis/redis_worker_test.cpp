@@ -395,6 +395,10 @@ TEST_F(RedisWorkerTest, AcknowledgesAnEntryOnlyAfterItsAnswerIsWritten) {
   EXPECT_EQ(results_of(c.answer(call_id)), std::vector<int>{81});
   ASSERT_TRUE(eventually([&] { return worker.stats().entries_acked == 1; }));
   EXPECT_TRUE(c.pending().empty());
+  // Acknowledged, then deleted: the request stream keeps no answered call.
+  EXPECT_TRUE(eventually([&] {
+    return c.conn().command({"XLEN", c.keys().request_stream()})->integer() == 0;
+  }));
 }
 
 TEST_F(RedisWorkerTest, ABusyWorkerReadsNoMoreThanItsRoom) {

@@ -5,7 +5,8 @@
 //
 // KEYS. All keys of serving NAME share the Redis Cluster hash tag {NAME}, so
 // one serving lives on one shard and servings spread over shards:
-//   bs:{NAME}:requests          request stream; consumer group "workers"
+//   bs:{NAME}:requests          request stream; consumer group "workers";
+//                               an entry is deleted once acknowledged
 //   bs:{NAME}:replies:CLIENT    answer stream of one client process
 //   bs:{NAME}:worker:CONSUMER   a worker's heartbeat key (SET ... PX expiry)
 //   bs:{NAME}:workers           sorted set of the live workers: member

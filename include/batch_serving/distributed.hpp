@@ -6,6 +6,7 @@
 //   batch_serving::distributed::configure({.endpoint = {.host = "10.0.0.5", .port = 6379}});
 //   auto r = batch_serving::distributed::dispatch<int, int>("squares", 3);  // here, or on a worker
 //   auto v = batch_serving::distributed::dispatch_many<int, int>("squares", {2, 3});
+//   for (auto& ev : batch_serving::distributed::dispatch_stream<int, int>("progress", 3)) { ... }
 //
 //   // Or name the route once and reuse it:
 //   batch_serving::distributed::target<int, int> squares("squares",
@@ -46,10 +47,12 @@
 #include "batch_serving/codec.hpp"
 #include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/callable_traits.hpp"
+#include "batch_serving/detail/collected_stream.hpp"
 #include "batch_serving/detail/endpoint.hpp"
 #include "batch_serving/detail/future_state.hpp"
 #include "batch_serving/detail/registry.hpp"
 #include "batch_serving/error.hpp"
+#include "batch_serving/event_stream.hpp"
 #include "batch_serving/future.hpp"
 #include "batch_serving/redis_client.hpp"
 #include "batch_serving/result.hpp"
@@ -101,19 +104,22 @@ result<std::shared_ptr<redis_client<CallIn, CallOut>>> client_for(std::string_vi
 }
 
 // Where one call goes: the local endpoint, or (local null) Redis.
-template <class CallIn, class CallOut>
+template <class Endpoint, class CallIn, class CallOut>
 struct resolved {
-  std::shared_ptr<batch_serving::detail::endpoint<CallIn, CallOut>> local;
+  std::shared_ptr<Endpoint> local;
   std::shared_ptr<redis_client<CallIn, CallOut>> remote;
 };
 
-template <class CallIn, class CallOut>
-result<resolved<CallIn, CallOut>> resolve(std::string_view serving, route where) {
+// Endpoint: batch_serving::detail::endpoint (plain calls) or stream_endpoint.
+template <class Endpoint, class CallIn, class CallOut>
+result<resolved<Endpoint, CallIn, CallOut>> resolve(std::string_view serving, route where) {
+  using found = resolved<Endpoint, CallIn, CallOut>;
+  constexpr bool streaming =
+      std::is_same_v<Endpoint, batch_serving::detail::stream_endpoint<CallIn, CallOut>>;
   if (where != route::remote_only) {
     auto local =
-        batch_serving::detail::find_typed_endpoint<batch_serving::detail::endpoint<CallIn, CallOut>,
-                                                   CallIn, CallOut>(serving, false);
-    if (local.ok()) return resolved<CallIn, CallOut>{std::move(*local), nullptr};
+        batch_serving::detail::find_typed_endpoint<Endpoint, CallIn, CallOut>(serving, streaming);
+    if (local.ok()) return found{std::move(*local), nullptr};
     if (where == route::local_only || local.error().code() != errc::no_serving || !configured()) {
       return local.error();
     }
@@ -125,7 +131,7 @@ result<resolved<CallIn, CallOut>> resolve(std::string_view serving, route where)
   }
   auto remote = client_for<CallIn, CallOut>(serving);
   if (!remote.ok()) return remote.error();
-  return resolved<CallIn, CallOut>{nullptr, std::move(*remote)};
+  return found{nullptr, std::move(*remote)};
 }
 
 template <class T>
@@ -220,9 +226,42 @@ class target {
     }
   }
 
+  // Streaming (a streaming server here, or one a redis_worker attached):
+  // the events as streaming_server.hpp and redis_client.hpp describe.
+  // HookPayload: the type remote hook entries decode as (redis_client's
+  // dispatch_stream<P>); a local stream's payloads need none.
+  template <class HookPayload = void>
+  event_stream<CallOut> dispatch_stream(const CallIn& item,
+                                        const call_options& options = {}) const {
+    auto to = resolve_stream();
+    if (!to.ok()) return batch_serving::detail::failed_stream<CallOut>(to.error());
+    if (to->local) return to->local->dispatch(item, options, {});
+    return to->remote->template dispatch_stream<HookPayload>(item, options);
+  }
+  template <class HookPayload = void>
+  event_stream<CallOut> dispatch_many_stream(std::span<const CallIn> items,
+                                             const call_options& options = {}) const {
+    auto to = resolve_stream();
+    if (!to.ok()) return batch_serving::detail::failed_stream<CallOut>(to.error());
+    if (to->local) return to->local->dispatch_many(items, options, {});
+    return to->remote->template dispatch_many_stream<HookPayload>(items, options);
+  }
+  template <class HookPayload = void>
+  event_stream<CallOut> dispatch_many_stream(std::initializer_list<CallIn> items,
+                                             const call_options& options = {}) const {
+    return dispatch_many_stream<HookPayload>(std::span<const CallIn>(items.begin(), items.size()),
+                                             options);
+  }
+
  private:
-  result<detail::resolved<CallIn, CallOut>> resolve() const {
-    return detail::resolve<CallIn, CallOut>(serving_, where_);
+  using plain_endpoint = batch_serving::detail::endpoint<CallIn, CallOut>;
+  using stream_endpoint = batch_serving::detail::stream_endpoint<CallIn, CallOut>;
+
+  result<detail::resolved<plain_endpoint, CallIn, CallOut>> resolve() const {
+    return detail::resolve<plain_endpoint, CallIn, CallOut>(serving_, where_);
+  }
+  result<detail::resolved<stream_endpoint, CallIn, CallOut>> resolve_stream() const {
+    return detail::resolve<stream_endpoint, CallIn, CallOut>(serving_, where_);
   }
 
   std::string serving_;
@@ -260,6 +299,20 @@ future<std::vector<CallOut>> dispatch_many_async(std::string_view serving,
                                                  const call_options& options = {}) {
   return target<CallIn, CallOut>(std::string(serving))
       .dispatch_many_async(std::move(items), options);
+}
+
+template <encodable CallIn, encodable CallOut, class HookPayload = void>
+event_stream<CallOut> dispatch_stream(std::string_view serving, const CallIn& item,
+                                      const call_options& options = {}) {
+  return target<CallIn, CallOut>(std::string(serving))
+      .template dispatch_stream<HookPayload>(item, options);
+}
+
+template <encodable CallIn, encodable CallOut, class HookPayload = void>
+event_stream<CallOut> dispatch_many_stream(std::string_view serving, std::span<const CallIn> items,
+                                           const call_options& options = {}) {
+  return target<CallIn, CallOut>(std::string(serving))
+      .template dispatch_many_stream<HookPayload>(items, options);
 }
 
 }  // namespace batch_serving::distributed

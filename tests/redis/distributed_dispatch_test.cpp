@@ -227,6 +227,65 @@ TEST_F(DistributedDispatchTest, AClientDestroyedFromItsOwnCallbackAnswersItsOthe
   EXPECT_EQ(r.error().code(), bs::errc::shutting_down) << r.error().to_string();
 }
 
+// x -> 10x with a hook "progress" carrying each item, as a streaming serving.
+auto tens_streaming() {
+  return bs::serving<value, value>([](std::span<const value> xs, bs::execution_context& ctx) {
+           ctx.emit("progress", std::vector<value>(xs.begin(), xs.end()));
+           std::vector<value> out;
+           for (value x : xs) out.push_back(10 * x);
+           return out;
+         })
+      .streaming({.hooks = {"progress"}});
+}
+
+// The stream's events as "hook:1,2 batch:10,20 " (payloads read as value).
+std::string describe(bs::event_stream<value> events) {
+  std::string seen;
+  while (auto ev = events.next()) {
+    auto list = [&](std::span<const value> xs) {
+      std::string out;
+      for (value x : xs) {
+        if (!out.empty()) out += ',';
+        out += std::to_string(x);
+      }
+      return out;
+    };
+    switch (ev->kind()) {
+      case bs::event_kind::hook: seen += "hook:" + list(ev->payload<value>()) + " "; break;
+      case bs::event_kind::batch: seen += "batch:" + list(ev->batch()) + " "; break;
+      case bs::event_kind::item: seen += "item:" + std::to_string(ev->item()) + " "; break;
+      case bs::event_kind::error: seen += "error:" + ev->error().to_string() + " "; break;
+      case bs::event_kind::end: break;
+    }
+  }
+  return seen;
+}
+
+TEST_F(DistributedDispatchTest, StreamsByNameHereFirstThenOverRedis) {
+  const auto serving = tens_streaming();
+  bs::server remote_side(serving, {.batch_size = 4, .batch_timeout = 1ms});
+  bs::redis_worker worker(remote_side, "tens", worker_options(), bs::hook_payload_type<value>{});
+  dist::configure(remote_defaults());
+  const std::vector<value> items = {1, 2};
+  const target tens("tens");
+  EXPECT_EQ(describe(tens.dispatch_many_stream<value>(std::span<const value>(items))),
+            "hook:1,2 batch:10,20 ");
+  EXPECT_EQ(describe(tens.dispatch_stream<value>(3)), "hook:3 item:30 ");
+  EXPECT_EQ(worker.stats().calls_dispatched, 2U);
+  {
+    bs::server here(serving, {.name = "tens", .batch_size = 4, .batch_timeout = 1ms});
+    EXPECT_EQ(describe(tens.dispatch_stream(4)), "hook:4 item:40 ");
+    EXPECT_EQ(worker.stats().calls_dispatched, 2U);  // taken here
+    // A plain call by name to a streaming server is refused, not sent away.
+    auto plain = tens.dispatch(4);
+    ASSERT_FALSE(plain.ok());
+    EXPECT_EQ(plain.error().code(), bs::errc::invalid_argument) << plain.error().to_string();
+  }
+  EXPECT_EQ(describe(target("nobody", dist::route::local_only).dispatch_stream(1))
+                .rfind("error:no_serving", 0),
+            0U);
+}
+
 // Calls from several threads while another configures and resets: each is
 // answered, correctly or with an error, and nothing hangs or races.
 TEST_F(DistributedDispatchTest, CallsRacingConfigureAndResetAreEachAnsweredOnce) {

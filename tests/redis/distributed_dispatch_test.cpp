@@ -299,7 +299,7 @@ TEST_F(DistributedDispatchTest, CallsRacingConfigureAndResetAreEachAnsweredOnce)
   for (int t = 0; t < 4; ++t) {
     callers.emplace_back([&, t] {
       for (value i = 0; running.load(); ++i) {
-        const value x = t * 1'000'000 + i;
+        const value x = static_cast<value>(t) * 1'000'000 + i;
         auto r = by_name("triple", x, {.timeout = 10s});
         if (r.ok()) {
           (*r == 3 * x ? right : wrong).fetch_add(1);

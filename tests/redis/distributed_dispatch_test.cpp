@@ -224,7 +224,11 @@ TEST_F(DistributedDispatchTest, AClientDestroyedFromItsOwnCallbackAnswersItsOthe
   redis_->resume();
   auto r = outstanding.get();
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), bs::errc::shutting_down) << r.error().to_string();
+  // shutting_down from the destruction; unavailable only if the paused
+  // Redis tripped the command timeout (2 s) first on a very slow host.
+  EXPECT_TRUE(r.error().code() == bs::errc::shutting_down ||
+              r.error().code() == bs::errc::unavailable)
+      << r.error().to_string();
 }
 
 // x -> 10x with a hook "progress" carrying each item, as a streaming serving.
@@ -315,11 +319,16 @@ TEST_F(DistributedDispatchTest, CallsRacingConfigureAndResetAreEachAnsweredOnce)
     std::this_thread::sleep_for(10ms);
     dist::configure(remote_defaults());
   }
-  std::this_thread::sleep_for(50ms);
+  // Configured for good now: some call must get through (generously bounded).
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  const int before = right.load();
+  while (right.load() == before && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
   running = false;
   callers.clear();
   EXPECT_EQ(wrong.load(), 0);
-  EXPECT_GT(right.load(), 0);
+  EXPECT_GT(right.load(), before) << "no call got through once configured for good";
 }
 
 }  // namespace

@@ -22,9 +22,9 @@
 // - no_serving: no worker of the serving has a live heartbeat (the
 //   workers_set scores compared with Redis's TIME, cached for
 //   worker_check_interval); at once or after one round trip, nothing sent.
-//   A call already sent whose workers all vanish waits for its deadline:
-//   without a deadline (and no default_timeout) it waits until a worker takes
-//   it over, or until stop().
+//   A call already sent whose workers all vanish (no live heartbeat left,
+//   counted twice worker_check_interval apart) is answered no_serving then,
+//   deadline or not; a worker that comes back may still run it.
 // - timeout: by the call's deadline (plus the timer thread's wake-up), also
 //   when no worker answers; the request carries the time left (budget_us), so
 //   a worker does not run an expired call.

@@ -563,12 +563,34 @@ bool redis_client_core::refresh_live_workers(redis_connection& conn) {
   return true;
 }
 
+void redis_client_core::answer_sent_calls_no_worker() {
+  // Two counts of 0 at least worker_check_interval apart: an answer a worker
+  // wrote just before it left has been read by then.
+  if (live_workers_.load(std::memory_order_relaxed) != 0) {
+    first_seen_no_worker_ns_ = 0;
+    return;
+  }
+  const std::int64_t now = steady_ns(clock::now());
+  if (first_seen_no_worker_ns_ == 0) {
+    first_seen_no_worker_ns_ = now;
+    return;
+  }
+  if (std::chrono::nanoseconds(now - first_seen_no_worker_ns_) < worker_check_interval_) return;
+  first_seen_no_worker_ns_ = 0;
+  fail_all(error(errc::no_serving,
+                 "no live worker serves '" + keys_.serving() + "' any more (no heartbeat in " +
+                     keys_.workers_set() +
+                     " while the call waited); a worker that comes back may still run it"),
+           true);
+}
+
 void redis_client_core::send_batch(redis_connection& conn, std::vector<queued_send>& batch) {
   const std::int64_t checked = live_checked_ns_.load(std::memory_order_acquire);
   if (checked == 0 ||
       std::chrono::nanoseconds(steady_ns(clock::now()) - checked) >= worker_check_interval_) {
     if (!refresh_live_workers(conn)) return;  // broken: the caller fails the batch
   }
+  answer_sent_calls_no_worker();
   if (live_workers_.load(std::memory_order_relaxed) == 0) {
     for (queued_send& send : batch) {
       if (finish(send.sequence,
@@ -689,12 +711,32 @@ void redis_client_core::sender_loop(const std::stop_token& stop) {
       }
       continue;
     }
+    bool check_workers = false;
     {
       unique_lock lock(mu_);
       while (queue_.empty() && !stopping_ && !stop.stop_requested()) {
-        send_wake_.wait(lock.native());
+        // Calls sent and waiting: wake every worker_check_interval to see
+        // that their serving still has a live worker (see
+        // answer_sent_calls_no_worker); otherwise sleep until a call comes.
+        const bool waiting = std::any_of(outstanding_.begin(), outstanding_.end(),
+                                         [](const auto& entry) { return entry.second.sent; });
+        if (!waiting) {
+          send_wake_.wait(lock.native());
+        } else if (send_wake_.wait_for(lock.native(), worker_check_interval_) ==
+                       std::cv_status::timeout &&
+                   queue_.empty()) {
+          check_workers = true;
+          break;
+        }
       }
       if (stopping_ || stop.stop_requested()) break;
+    }
+    if (check_workers) {
+      if (refresh_live_workers(*conn)) answer_sent_calls_no_worker();
+      continue;  // a broken connection is handled at the top
+    }
+    {
+      unique_lock lock(mu_);
       if (queue_.size() <= max_pipeline_) {
         batch.swap(queue_);
       } else {

@@ -341,6 +341,34 @@ TEST_F(MultiProcessTest, AWorkerKilledInTheMiddleOfItsBatchesLosesNoCall) {
   EXPECT_EQ(pending_total(conn, "affine"), 0);
 }
 
+// With no worker left to claim them, calls without a deadline are not left
+// waiting: every one is answered, its results or no_serving.
+TEST_F(MultiProcessTest, TheOnlyWorkerKilledLeavesNoCallWithoutADeadlineWaiting) {
+  node_process& victim =
+      start_worker("w1", "affine", 3, 1, {"--delay-ms", "20", "--batch-size", "8"});
+  node_process& client = start_client("c1", "affine", 0, 400,
+                                      {"--threads", "4", "--window", "4", "--timeout-ms", "0"});
+  redis_connection conn = connect();
+  ASSERT_TRUE(eventually([&] {
+    return executed_items("w1") >= 24 && pending_for(conn, "affine", "w1") > 0;
+  })) << "w1 never held calls";
+  victim.signal(SIGKILL);
+  ASSERT_EQ(victim.wait_exit(10s), std::optional<int>(128 + SIGKILL));
+
+  std::size_t no_serving = 0;
+  std::size_t wrong = 0;
+  for (const auto& [input, a] : answers_of(client, 0, 400)) {
+    if (!a.ok && a.code == "no_serving") {
+      ++no_serving;
+    } else if (!a.ok || a.value != 3 * input + 1) {
+      if (++wrong <= 5)
+        ADD_FAILURE() << "input " << input << ": " << (a.ok ? "wrong result" : a.code);
+    }
+  }
+  EXPECT_EQ(wrong, 0U);
+  EXPECT_GT(no_serving, 0U) << "no call was left when w1 died: the test proves nothing";
+}
+
 TEST_F(MultiProcessTest, AStoppedWorkersCallsAreAnsweredByAnotherAndNotAgainWhenItResumes) {
   const std::vector<std::string> batches = {"--delay-ms", "20", "--batch-size", "8"};
   node_process& victim = start_worker("w1", "affine", 5, -2, batches);

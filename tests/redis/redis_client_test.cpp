@@ -397,6 +397,46 @@ TEST_F(RedisClientTest, AnswersTimeoutByTheDeadlineWhenNoWorkerAnswersAndSendsTh
   EXPECT_FALSE(worker.last_budget().has_value());
 }
 
+// "No live worker: no_serving, not a hang" also for a call already sent:
+// its only worker stops heartbeating (killed) and nobody will claim it.
+TEST_F(RedisClientTest, ASentCallWithoutADeadlineIsAnsweredNoServingOnceNoWorkerIsLive) {
+  fake_worker worker(redis_->tcp_endpoint(), behaviour::never_answer, "w1", 600ms);
+  auto opts = options();
+  opts.worker_check_interval = 50ms;
+  redis_client<int, int> client(opts);
+  std::atomic<bool> answered{false};
+  std::optional<batch_serving::error> failure;
+  batch_serving::detail::mutex mu;
+  client.dispatch_async(1, [&](batch_serving::result<int> r) {
+    {
+      batch_serving::detail::lock_guard<batch_serving::detail::mutex> lock(mu);
+      if (!r.ok()) failure = r.error();
+    }
+    answered.store(true);
+  });
+  ASSERT_TRUE(eventually([&] { return worker.requests() == 1; }));
+  ASSERT_TRUE(eventually([&] { return answered.load(); }));
+  batch_serving::detail::lock_guard<batch_serving::detail::mutex> lock(mu);
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->code(), errc::no_serving) << failure->to_string();
+  EXPECT_NE(failure->message().find(serving_name), std::string::npos) << failure->message();
+}
+
+// Dead, not slow: a live worker that takes its time keeps its calls.
+TEST_F(RedisClientTest, ASentCallWaitsForALiveWorkerThatHasNotAnsweredYet) {
+  fake_worker worker(redis_->tcp_endpoint(), behaviour::never_answer);
+  auto opts = options();
+  opts.worker_check_interval = 20ms;
+  redis_client<int, int> client(opts);
+  std::atomic<bool> answered{false};
+  client.dispatch_async(1, [&](batch_serving::result<int>) { answered.store(true); });
+  ASSERT_TRUE(eventually([&] { return worker.requests() == 1; }));
+  std::this_thread::sleep_for(500ms);  // 25 worker checks
+  EXPECT_FALSE(answered.load());
+  client.stop();
+  EXPECT_TRUE(answered.load());
+}
+
 TEST_F(RedisClientTest, AStopTokenOrCancelAnswersCancelled) {
   fake_worker worker(redis_->tcp_endpoint(), behaviour::never_answer);
   redis_client<int, int> client(options());

@@ -152,6 +152,11 @@ class redis_client_core {
   // Refreshes the live-worker cache with one EVAL; false when the connection broke.
   bool refresh_live_workers(redis_connection& conn);
   bool live_workers_known_absent() const noexcept;
+  // Answers every sent, unanswered call no_serving once the live-worker
+  // count has read 0 twice, worker_check_interval apart: no worker holds
+  // them and none will claim them (a call with no deadline would otherwise
+  // wait for a worker to come back). Sender thread only.
+  void answer_sent_calls_no_worker() BATCH_SERVING_EXCLUDES(mu_);
   void process_entries(const redis_reply_view& streams);
   // Connects for one thread (installing the connection for interrupt()),
   // with backoff; nullptr once stop is requested.
@@ -206,6 +211,9 @@ class redis_client_core {
   // The live-worker cache: count (-1 unknown) and when it was read (steady ns).
   std::atomic<long long> live_workers_{-1};
   std::atomic<std::int64_t> live_checked_ns_{0};
+  // When the sender first read a count of 0 (steady ns; 0: not since the
+  // last count above 0). Sender thread only.
+  std::int64_t first_seen_no_worker_ns_ = 0;
 
   // Stats (relaxed counters).
   std::atomic<std::uint64_t> calls_sent_{0};

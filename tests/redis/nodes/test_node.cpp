@@ -12,7 +12,7 @@
 //     "ready PID ID" once attached; on SIGTERM stops gracefully, prints
 //     "stats KEY=VALUE ..." (redis_worker_stats) and exits 0.
 //   test_node client --port P --serving NAME --out FILE --first X --count N
-//                    [--threads T --window W --timeout-ms MS --pause-ms MS
+//                    [--threads T --window W --timeout-ms MS (0: none) --pause-ms MS
 //                     --linger-ms MS --password PW]
 //     Dispatches the inputs X .. X+N-1 from T threads (input i on thread
 //     i % T), each thread with up to W calls outstanding (dispatch_async with
@@ -235,30 +235,31 @@ int run_client(const arguments& args) {
           mine.cv.wait(lock, [&] { return mine.outstanding < window; });
           ++mine.outstanding;
         }
-        client->dispatch_async(x, {.timeout = timeout},
-                               [&log, &mine, x,
-                                started = clock_type::now()](const bs::result<std::int64_t>& r) {
-                                 std::string line = answer_line(x, r, started);
-                                 {
-                                   std::lock_guard lock(log.mu);
-                                   log.lines.push_back(std::move(line));
-                                   ++log.answered;
-                                 }
-                                 log.cv.notify_all();
-                                 {
-                                   std::lock_guard lock(mine.mu);
-                                   --mine.outstanding;
-                                 }
-                                 mine.cv.notify_all();
-                               });
+        client->dispatch_async(
+            x, timeout.count() > 0 ? bs::call_options{.timeout = timeout} : bs::call_options{},
+            [&log, &mine, x, started = clock_type::now()](const bs::result<std::int64_t>& r) {
+              std::string line = answer_line(x, r, started);
+              {
+                std::lock_guard lock(log.mu);
+                log.lines.push_back(std::move(line));
+                ++log.answered;
+              }
+              log.cv.notify_all();
+              {
+                std::lock_guard lock(mine.mu);
+                --mine.outstanding;
+              }
+              mine.cv.notify_all();
+            });
         if (pause.count() > 0) std::this_thread::sleep_for(pause);
       }
     });
   }
   for (std::thread& sender : senders) sender.join();
   {
-    // Every call has a deadline: a call unanswered long after it is a bug the
-    // test sees as a missing line, not a client that never exits.
+    // Every call has a deadline (or, with --timeout-ms 0, none: then it must
+    // be answered anyway): a call unanswered long after it is a bug the test
+    // sees as a missing line, not a client that never exits.
     std::unique_lock lock(log.mu);
     const bool all = log.cv.wait_for(lock, timeout + std::chrono::seconds(30), [&] {
       return log.answered >= static_cast<std::size_t>(count);

@@ -341,6 +341,42 @@ TEST_F(MultiProcessTest, AWorkerKilledInTheMiddleOfItsBatchesLosesNoCall) {
   EXPECT_EQ(pending_total(conn, "affine"), 0);
 }
 
+// A streaming call whose worker dies mid-stream is run again by another
+// worker: its caller sees every event of one run in order, or, when part of
+// the dead run was delivered already, an unavailable end: never a mix.
+TEST_F(MultiProcessTest, AWorkerKilledInTheMiddleOfItsStreamsMixesNoStream) {
+  const std::vector<std::string> batches = {"--delay-ms", "20",          "--batch-size",
+                                            "8",          "--streaming", "1"};
+  node_process& victim = start_worker("w1", "streams", 3, 1, batches);
+  node_process& survivor = start_worker("w2", "streams", 3, 1, batches);
+  const std::vector<std::string> load = {"--threads", "4", "--window", "2", "--timeout-ms", "30000",
+                                         "--scale",   "3", "--offset", "1", "--streaming",  "1"};
+  node_process& client = start_client("c1", "streams", 0, 300, load);
+
+  redis_connection conn = connect();
+  ASSERT_TRUE(eventually([&] {
+    return executed_items("w1") >= 32 && pending_for(conn, "streams", "w1") > 0;
+  })) << "w1 never held calls";
+  victim.signal(SIGKILL);
+  ASSERT_EQ(victim.wait_exit(10s), std::optional<int>(128 + SIGKILL));
+
+  std::size_t whole = 0;
+  std::size_t unavailable = 0;
+  for (const auto& [input, a] : answers_of(client, 0, 300)) {
+    if (a.ok && a.value == 1) {
+      ++whole;
+    } else if (!a.ok && a.code == "unavailable") {
+      ++unavailable;
+    } else {
+      ADD_FAILURE() << "stream " << input << ": " << (a.ok ? "bad value" : a.code);
+    }
+  }
+  EXPECT_GT(whole, 0U);
+  const auto stats = stop_and_read_stats(survivor);
+  EXPECT_GT(stats.at("claimed"), 0U) << "the dead worker's streams were not taken over";
+  EXPECT_EQ(pending_total(conn, "streams"), 0);
+}
+
 // With no worker left to claim them, calls without a deadline are not left
 // waiting: every one is answered, its results or no_serving.
 TEST_F(MultiProcessTest, TheOnlyWorkerKilledLeavesNoCallWithoutADeadlineWaiting) {

@@ -4,23 +4,26 @@
 //
 //   test_node worker --port P --serving NAME --id ID --log FILE
 //                    [--scale A --offset B --delay-ms D --batch-size N
-//                     --batch-timeout-ms T --heartbeat-interval-ms I
+//                     --batch-timeout-ms T --heartbeat-interval-ms I --streaming 0|1
 //                     --heartbeat-expiry-ms E --claim-interval-ms C --password PW]
 //     Runs x -> A*x+B (sleeping D ms per batch) attached to Redis under NAME as
 //     consumer ID. Appends one line "x" per item to FILE when a batch starts
 //     (one write(2) per batch, so a kill -9 leaves whole lines). Prints
 //     "ready PID ID" once attached; on SIGTERM stops gracefully, prints
-//     "stats KEY=VALUE ..." (redis_worker_stats) and exits 0.
+//     "stats KEY=VALUE ..." (redis_worker_stats) and exits 0. --streaming 1:
+//     a streaming serving whose hook "inputs" carries each batch's items.
 //   test_node client --port P --serving NAME --out FILE --first X --count N
 //                    [--threads T --window W --timeout-ms MS (0: none) --pause-ms MS
-//                     --linger-ms MS --password PW]
+//                     --linger-ms MS --password PW --streaming 0|1 --scale A --offset B]
 //     Dispatches the inputs X .. X+N-1 from T threads (input i on thread
 //     i % T), each thread with up to W calls outstanding (dispatch_async with
 //     a callback), pausing MS between its calls. Prints "done" once every call
 //     is answered, waits --linger-ms (late duplicates arrive meanwhile), then
 //     writes one line per callback run to FILE, "x ok RESULT LATENCY_MS" or
 //     "x error CODE LATENCY_MS", prints "stats KEY=VALUE ..."
-//     (redis_client_stats) and exits 0.
+//     (redis_client_stats) and exits 0. --streaming 1: input x is a
+//     dispatch_many_stream of the items 4x .. 4x+3, checked event by event
+//     against x -> A*x+B (stream_check); RESULT is 1 when all were right.
 // Either mode exits 2 with "error CODE: MESSAGE" on stderr when it cannot
 // attach or connect (a wrong password), 1 on bad arguments. Both die with
 // the test process (PR_SET_PDEATHSIG, set by the test between fork and exec).
@@ -36,6 +39,7 @@
 #include <exception>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -103,36 +107,10 @@ int fail_to_attach(const bs::serving_error& e) {
   return 2;
 }
 
-int run_worker(const arguments& args) {
-  // SIGTERM is taken by sigwait below: blocked before any thread starts, so
-  // every thread inherits the mask and none is killed by it.
-  sigset_t term;
-  sigemptyset(&term);
-  sigaddset(&term, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &term, nullptr);
-
-  const std::string log_path = args.text("log");
-  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (log_fd < 0) throw std::runtime_error("cannot open " + log_path);
-  const std::int64_t scale = args.number("scale", 1);
-  const std::int64_t offset = args.number("offset", 0);
-  const std::chrono::milliseconds delay = args.millis("delay-ms", 0);
-
-  bs::serving<std::int64_t, std::int64_t> affine([=](std::span<const std::int64_t> xs) {
-    std::string lines;
-    for (std::int64_t x : xs) lines += std::to_string(x) + "\n";
-    // One write per batch: a kill -9 cuts between batches' lines, not inside one.
-    if (::write(log_fd, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size())) {
-      std::abort();
-    }
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    std::vector<std::int64_t> out;
-    out.reserve(xs.size());
-    for (std::int64_t x : xs) out.push_back(scale * x + offset);
-    return out;
-  });
-  bs::server local(affine, {.batch_size = static_cast<std::size_t>(args.number("batch-size", 8)),
-                            .batch_timeout = args.millis("batch-timeout-ms", 2)});
+// Attaches `local` to Redis, serves until SIGTERM (blocked by the caller),
+// then stops gracefully and prints the worker's stats.
+template <class Local, class... HookPayload>
+int serve(Local& local, const arguments& args, int log_fd, HookPayload... hook_payload) {
   const bs::redis_worker_options options{
       .endpoint = endpoint_of(args),
       .consumer_id = args.text("id"),
@@ -146,12 +124,15 @@ int run_worker(const arguments& args) {
   };
   std::optional<bs::redis_worker<std::int64_t, std::int64_t, std::int64_t, std::int64_t>> worker;
   try {
-    worker.emplace(local, args.text("serving"), options);
+    worker.emplace(local, args.text("serving"), options, hook_payload...);
   } catch (const bs::serving_error& e) {
     return fail_to_attach(e);
   }
   print_line("ready " + std::to_string(::getpid()) + " " + worker->consumer_id());
 
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
   int signal_number = 0;
   while (sigwait(&term, &signal_number) != 0) {
   }
@@ -169,6 +150,53 @@ int run_worker(const arguments& args) {
   local.stop();
   ::close(log_fd);
   return 0;
+}
+
+int run_worker(const arguments& args) {
+  // SIGTERM is taken by sigwait below: blocked before any thread starts, so
+  // every thread inherits the mask and none is killed by it.
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, nullptr);
+
+  const std::string log_path = args.text("log");
+  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0) throw std::runtime_error("cannot open " + log_path);
+  const std::int64_t scale = args.number("scale", 1);
+  const std::int64_t offset = args.number("offset", 0);
+  const std::chrono::milliseconds delay = args.millis("delay-ms", 0);
+
+  auto run_batch = [=](std::span<const std::int64_t> xs) {
+    std::string lines;
+    for (std::int64_t x : xs) lines += std::to_string(x) + "\n";
+    // One write per batch: a kill -9 cuts between batches' lines, not inside one.
+    if (::write(log_fd, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size())) {
+      std::abort();
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    std::vector<std::int64_t> out;
+    out.reserve(xs.size());
+    for (std::int64_t x : xs) out.push_back(scale * x + offset);
+    return out;
+  };
+  const bs::server_options server_options{.batch_size =
+                                              static_cast<std::size_t>(args.number("batch-size",
+                                                                                   8)),
+                                          .batch_timeout = args.millis("batch-timeout-ms", 2)};
+  if (args.number("streaming", 0) != 0) {
+    // The hook "inputs" carries each item itself, ahead of its batch event.
+    const auto streaming_affine =
+        bs::serving<std::int64_t, std::int64_t>([=](std::span<const std::int64_t> xs,
+                                                    bs::execution_context& ctx) {
+          ctx.emit("inputs", std::vector<std::int64_t>(xs.begin(), xs.end()));
+          return run_batch(xs);
+        }).streaming({.hooks = {"inputs"}});
+    bs::server local(streaming_affine, server_options);
+    return serve(local, args, log_fd, bs::hook_payload_type<std::int64_t>{});
+  }
+  bs::server local(bs::serving<std::int64_t, std::int64_t>(run_batch), server_options);
+  return serve(local, args, log_fd);
 }
 
 // Every callback run, in completion order, from all threads.
@@ -199,6 +227,63 @@ std::string answer_line(std::int64_t x, const bs::result<std::int64_t>& r,
   return line + " " + std::to_string(latency);
 }
 
+// One streaming call of input x: the items 4x .. 4x+3, and what its events
+// must be, in order: per slice a hook "inputs" with the slice's items, then a
+// batch with their results (scale * item + offset), then the end.
+constexpr std::int64_t stream_items = 4;
+class stream_check {
+ public:
+  stream_check(std::int64_t x, std::int64_t scale, std::int64_t offset)
+      : scale_(scale), offset_(offset) {
+    for (std::int64_t i = 0; i < stream_items; ++i) items.push_back(stream_items * x + i);
+  }
+  std::vector<std::int64_t> items;
+
+  // The call's answer once `ev` ends the stream: ok (1) when every event was
+  // right, else an error saying what was wrong. Events come one at a time.
+  std::optional<bs::result<std::int64_t>> take(const bs::event<std::int64_t>& ev) {
+    switch (ev.kind()) {
+      case bs::event_kind::hook: {
+        const auto payload = ev.payload<std::int64_t>();
+        if (ev.hook() != "inputs" || hooked_ != results_) return wrong("a hook out of turn");
+        for (std::int64_t v : payload) {
+          if (hooked_ >= items.size() || v != items[hooked_++]) return wrong("a wrong hook slice");
+        }
+        return std::nullopt;
+      }
+      case bs::event_kind::batch:
+        for (std::int64_t v : ev.batch()) {
+          if (results_ >= hooked_ || v != scale_ * items[results_++] + offset_) {
+            return wrong("a wrong or unannounced result");
+          }
+        }
+        return std::nullopt;
+      case bs::event_kind::end:
+        if (results_ != items.size()) return wrong("an end before every result");
+        return ended(bs::result<std::int64_t>(1));
+      case bs::event_kind::error: return ended(bs::result<std::int64_t>(ev.error()));
+      case bs::event_kind::item: return wrong("an item event in a dispatch_many_stream");
+    }
+    return wrong("an unknown event");
+  }
+
+ private:
+  std::optional<bs::result<std::int64_t>> wrong(const std::string& what) {
+    return ended(bs::result<std::int64_t>(bs::error(bs::errc::execution_failed, what)));
+  }
+  // Only the first end counts; nothing may follow it.
+  std::optional<bs::result<std::int64_t>> ended(bs::result<std::int64_t> r) {
+    if (done_) return std::nullopt;
+    done_ = true;
+    return r;
+  }
+  std::int64_t scale_;
+  std::int64_t offset_;
+  std::size_t hooked_ = 0;
+  std::size_t results_ = 0;
+  bool done_ = false;
+};
+
 int run_client(const arguments& args) {
   const std::int64_t first = args.number("first");
   const std::int64_t count = args.number("count");
@@ -208,6 +293,9 @@ int run_client(const arguments& args) {
   const std::chrono::milliseconds pause = args.millis("pause-ms", 0);
   const std::chrono::milliseconds linger = args.millis("linger-ms", 0);
   const std::string out_path = args.text("out");
+  const bool streaming = args.number("streaming", 0) != 0;
+  const std::int64_t scale = args.number("scale", 1);
+  const std::int64_t offset = args.number("offset", 0);
 
   answer_log log;
   std::vector<call_window> windows(threads);
@@ -235,22 +323,37 @@ int run_client(const arguments& args) {
           mine.cv.wait(lock, [&] { return mine.outstanding < window; });
           ++mine.outstanding;
         }
-        client->dispatch_async(
-            x, timeout.count() > 0 ? bs::call_options{.timeout = timeout} : bs::call_options{},
-            [&log, &mine, x, started = clock_type::now()](const bs::result<std::int64_t>& r) {
-              std::string line = answer_line(x, r, started);
-              {
-                std::lock_guard lock(log.mu);
-                log.lines.push_back(std::move(line));
-                ++log.answered;
-              }
-              log.cv.notify_all();
-              {
-                std::lock_guard lock(mine.mu);
-                --mine.outstanding;
-              }
-              mine.cv.notify_all();
-            });
+        const bs::call_options options =
+            timeout.count() > 0 ? bs::call_options{.timeout = timeout} : bs::call_options{};
+        auto record = [&log, &mine](std::string line) {
+          {
+            std::lock_guard lock(log.mu);
+            log.lines.push_back(std::move(line));
+            ++log.answered;
+          }
+          log.cv.notify_all();
+          {
+            std::lock_guard lock(mine.mu);
+            --mine.outstanding;
+          }
+          mine.cv.notify_all();
+        };
+        if (streaming) {
+          auto check = std::make_shared<stream_check>(x, scale, offset);
+          client->dispatch_many_stream_async<std::int64_t>(
+              std::span<const std::int64_t>(check->items), options,
+              [check, record, started = clock_type::now()](bs::event<std::int64_t> ev) {
+                if (std::optional<bs::result<std::int64_t>> end = check->take(ev)) {
+                  record(answer_line(check->items[0] / stream_items, *end, started));
+                }
+              });
+        } else {
+          client->dispatch_async(x, options,
+                                 [record, x,
+                                  started = clock_type::now()](const bs::result<std::int64_t>& r) {
+                                   record(answer_line(x, r, started));
+                                 });
+        }
         if (pause.count() > 0) std::this_thread::sleep_for(pause);
       }
     });

@@ -103,7 +103,8 @@ asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, square_server&
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(as_tuple);
     if (ec) co_return;  // closed
-    asio::co_spawn(socket.get_executor(), session(std::move(socket), model), asio::detached);
+    auto ex = socket.get_executor();
+    asio::co_spawn(ex, session(std::move(socket), model), asio::detached);
   }
 }
 
@@ -155,7 +156,7 @@ void usage(const char* self) {
 }
 
 bool parse_options(int argc, char** argv, options& opts) {
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 1; i < argc; i += 2) {  // flag, value
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       usage(argv[0]);
@@ -182,7 +183,6 @@ bool parse_options(int argc, char** argv, options& opts) {
       usage(argv[0]);
       return false;
     }
-    ++i;
   }
   if (opts.listen_port >= 0 && !opts.connect_to.empty()) {
     std::fprintf(stderr, "--listen and --connect exclude each other\n");

@@ -42,8 +42,8 @@
 // without calling them, as asio does for its own operations; their calls are
 // cancelled. A context only stopped keeps the answers queued until it runs
 // again (or is destroyed). Thread-safe as the server's dispatch forms are;
-// one allocation per operation beyond the call block (two with
-// cancellation: the stop state).
+// one allocation per operation beyond the call block and the executor's
+// hand-off (two with a connected cancellation slot: the stop state).
 #pragma once
 
 #include <asio/async_result.hpp>

@@ -393,8 +393,11 @@ TEST(AsioTest, AnAnswerReadyAtOnceIsPostedNotRunInside) {
 }
 
 TEST(AsioTest, AStoppedServerAnswersOutstandingOperationsShuttingDown) {
-  controlled_function fn;
-  auto s = serving_of(fn);
+  // The blocker outlives the server (shutdown_timeout passes while it runs):
+  // its function is shared with it, so it may finish after this test.
+  auto shared_fn = std::make_shared<controlled_function>();
+  controlled_function& fn = *shared_fn;
+  bs::serving<int, int> s([shared_fn](std::span<const int> xs) { return (*shared_fn)(xs); });
   auto srv = std::make_unique<bs::server<int, int>>(s, bs::server_options{.batch_size = 1,
                                                                           .batch_timeout = 0us,
                                                                           .shutdown_timeout = 1ms});
@@ -450,6 +453,40 @@ TEST(AsioTest, AContextDestroyedFirstDestroysTheHandlerUncalled) {
   EXPECT_EQ(blocker.get().value(), 0);
   srv.stop();  // the late answers find no context: nothing to do
   EXPECT_FALSE(fn.ran(7));  // nobody waited for it: cancelled
+}
+
+// Contexts destroyed (never run) while the server answers their operations
+// on its own threads: the shutdown and the answers race. No handler is
+// called, every one is destroyed, nothing touches a gone context.
+TEST(AsioTest, ContextsDestroyedWhileAnswersArriveDropEveryHandler) {
+  bs::serving<int, int> echo([](std::span<const int> xs) {
+    return std::vector<int>(xs.begin(), xs.end());
+  });
+  bs::server srv(echo, {.batch_size = 8, .batch_timeout = 0us, .partitions = 2});
+  std::minstd_rand rng(7);
+  for (int round = 0; round < 50; ++round) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    std::weak_ptr<std::atomic<int>> watch = calls;
+    std::vector<asio::cancellation_signal> signals(64);  // one per operation, outliving them
+    {
+      asio::io_context io;
+      const int operations = 1 + static_cast<int>(rng() % 64);
+      for (int i = 0; i < operations; ++i) {
+        if (i % 3 == 0) {
+          bs::async_dispatch(
+              srv, i,
+              asio::bind_cancellation_slot(signals[static_cast<std::size_t>(i)].slot(),
+                                           asio::bind_executor(io, watched_handler{calls})));
+        } else {
+          bs::async_dispatch(srv, i, asio::bind_executor(io, watched_handler{calls}));
+        }
+      }
+      if (rng() % 2 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 200));
+    }  // destroyed without running
+    EXPECT_EQ(calls->load(), 0);
+    calls.reset();
+    EXPECT_TRUE(watch.expired());
+  }
 }
 
 TEST(AsioTest, AStoppedContextRunsTheAnswerWhenItRunsAgain) {

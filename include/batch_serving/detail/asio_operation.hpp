@@ -203,7 +203,7 @@ struct asio_completion {
 // outlives the operation, or is emitted after it completed, is harmless.
 struct asio_stop_on_cancel {
   std::stop_source stop;
-  void operator()(asio::cancellation_type_t type) const noexcept {
+  void operator()(asio::cancellation_type_t type) noexcept {
     if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) !=
         asio::cancellation_type::none) {
       stop.request_stop();
@@ -214,7 +214,7 @@ struct asio_stop_on_cancel {
 // A caller's own stop_token, forwarded to the operation's stop source.
 struct asio_forward_stop {
   std::stop_source stop;
-  void operator()() const noexcept { stop.request_stop(); }
+  void operator()() noexcept { stop.request_stop(); }
 };
 
 template <class Handler, class Value>

@@ -1,19 +1,23 @@
-// asio completion tokens for a server's calls (standalone asio, Debian
-// libasio-dev; built and installed only when asio is found).
+// asio completion tokens for a server's calls: header-only, on standalone
+// asio (Debian libasio-dev); CMake builds its tests and example only when it
+// finds asio (target batch_serving::asio).
 //
-//   asio::awaitable<void> session(bs::server<int, int>& squares) {
+//   asio::awaitable<void> session(bs::server<int, int>& squares, std::vector<int> batch) {
 //     bs::result<int> four = co_await bs::async_dispatch(squares, 2, asio::use_awaitable);
-//     auto both = co_await bs::async_dispatch_many(squares, {2, 3}, asio::use_awaitable);
+//     auto all = co_await bs::async_dispatch_many(squares, std::move(batch), asio::use_awaitable);
 //   }
 //   bs::async_dispatch(squares, 5, [](bs::result<int> r) { /* ... */ });   // a callback
 //   std::future<bs::result<int>> f = bs::async_dispatch(squares, 6, asio::use_future);
 //   auto later = bs::async_dispatch(squares, 7, asio::experimental::deferred);
 //   bs::async_dispatch(squares, 8, {.timeout = std::chrono::milliseconds(20)}, token);
 //
-// Completion signature: void(result<Out>) (void(result<std::vector<Out>>) for
-// async_dispatch_many), so every token yields the same result as every other
-// dispatch form; errors (timeout, cancelled, overloaded, execution_failed,
-// ...) are values, never exceptions.
+// (GCC 12 rejects a braced list such as {2, 3} inside a coroutine: pass a
+// vector.)
+//
+// Completion signature: void(result<Out>) (void(result<std::vector<Out>>)
+// for async_dispatch_many), so every token yields the same result as every
+// other dispatch form; errors (timeout, cancelled, overloaded,
+// execution_failed, ...) are values, never exceptions.
 //
 // Where the handler runs: on its associated executor (a strand, the
 // coroutine's executor, ...), dispatched from the server thread that

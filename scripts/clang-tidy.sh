@@ -26,7 +26,7 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_EXPORT_COMPIL
 
 shopt -s nullglob
 files=(src/*.cpp src/redis/*.cpp examples/*.cpp examples/distributed/*.cpp demo/*.cpp
-  tests/*_test.cpp tests/redis/*_test.cpp tests/redis/nodes/*.cpp)
+  tests/*_test.cpp tests/asio/*_test.cpp tests/redis/*_test.cpp tests/redis/nodes/*.cpp)
 
 # One file: its findings in one block (so parallel runs do not interleave),
 # without clang's "N warnings generated." count (those are system-header

@@ -18,6 +18,7 @@ packages=(
   libhiredis-dev      # the Redis transport (batch_serving::redis)
   libmsgpack-cxx-dev  # its codecs
   redis-server        # its tests start their own
+  libasio-dev         # the asio completion tokens (batch_serving/asio.hpp)
 )
 
 # The format check needs clang-format 16 or later (.clang-format uses options

@@ -12,6 +12,10 @@
 #include <chrono>
 #include <string>
 #endif
+#if BATCH_SERVING_CONSUMER_ASIO
+#include <asio/use_future.hpp>
+#include <batch_serving/asio.hpp>
+#endif
 
 #include <cstdio>
 #include <span>
@@ -81,6 +85,11 @@ int main() {
 
 #if BATCH_SERVING_CONSUMER_REDIS
   check_redis_transport(srv);
+#endif
+#if BATCH_SERVING_CONSUMER_ASIO
+  check(batch_serving::async_dispatch(srv, 4, asio::use_future).get().value() == 16,
+        "async_dispatch(4, use_future) == 16");
+  std::printf("asio: batch_serving/asio.hpp answers through asio::use_future\n");
 #endif
 
   if (failures != 0) return 1;

@@ -54,11 +54,6 @@ task await_one(bs::server<int, int>& srv, int x, seen<int>& out, Where&& where) 
   out.thread = std::this_thread::get_id();
 }
 
-task await_one_default(bs::server<int, int>& srv, int x, seen<int>& out) {
-  out.answer.emplace(co_await bs::co_dispatch(srv, x));
-  out.thread = std::this_thread::get_id();
-}
-
 // An executor the test drives: execute() queues, run_all() runs in the caller.
 class manual_executor {
  public:
@@ -118,6 +113,12 @@ class posting_executor {
   std::jthread thread_;
 };
 
+// A serving whose batch function keeps `fn` alive (for servers that stop
+// with an execution still running).
+bs::serving<int, int> shared_serving(std::shared_ptr<controlled_function> fn) {
+  return bs::serving<int, int>([fn](std::span<const int> xs) { return (*fn)(xs); });
+}
+
 static_assert(bs::resume_executor<manual_executor>);
 static_assert(bs::resume_executor<posting_executor>);
 static_assert(!bs::resume_executor<int>);
@@ -126,54 +127,68 @@ static_assert(bs::resume_target<const bs::resume_inline_t&>);
 
 }  // namespace
 
+// A server whose one partition is held by the blocker (0) until release():
+// a call made meanwhile cannot be answered before its coroutine suspended,
+// so the resume target is always taken. Records the partition's thread.
+struct held_server {
+  controlled_function fn;
+  bs::server<int, int> srv{bs::testing::serving_of(fn), {.batch_size = 4, .batch_timeout = 0us}};
+  std::atomic<std::thread::id> partition{};
+
+  held_server() {
+    srv.dispatch_async(0, [this](bs::result<int>) { partition = std::this_thread::get_id(); });
+    fn.blocked.wait();
+  }
+  ~held_server() { fn.released.open(); }
+  held_server(const held_server&) = delete;
+  held_server& operator=(const held_server&) = delete;
+  void release() { fn.released.open(); }
+};
+
 TEST(CoroutineTest, ByDefaultResumesOnTheSharedPoolNotOnAPartitionThread) {
-  bs::server srv(squares(), {.batch_size = 4, .batch_timeout = 0us});
+  held_server held;
   seen<int> out;
-  task t = await_one_default(srv, 3, out);
+  std::atomic<bool> on_shared{false};
+  auto body = [&]() -> task {
+    out.answer.emplace(co_await bs::co_dispatch(held.srv, 3));
+    out.thread = std::this_thread::get_id();
+    on_shared = bs::resume_pool::shared().owns_this_thread();
+  };
+  task t = body();
   t.start();
+  EXPECT_FALSE(t.finished());
+  held.release();
   t.wait();
   ASSERT_TRUE(out.answer.has_value());
   EXPECT_EQ(out.answer->value(), 9);
-  EXPECT_NE(out.thread, std::this_thread::get_id());
-  // The shared pool's threads: ask one of them by resuming there again.
-  std::atomic<bool> on_shared{false};
-  auto check = [&]() -> task {
-    (void)co_await bs::co_dispatch(srv, 1);
-    on_shared = bs::resume_pool::shared().owns_this_thread();
-  };
-  task c = check();
-  c.start();
-  c.wait();
   EXPECT_TRUE(on_shared.load());
+  EXPECT_NE(out.thread, held.partition.load());
 }
 
-TEST(CoroutineTest, ResumeInlineResumesOnTheThreadThatRanTheExecution) {
-  std::atomic<std::thread::id> ran_on{};
-  bs::serving<int, int> recording([&](std::span<const int> xs) {
-    ran_on = std::this_thread::get_id();
-    return std::vector<int>(xs.begin(), xs.end());
-  });
-  bs::server srv(recording, {.batch_size = 4, .batch_timeout = 0us});
+TEST(CoroutineTest, ResumeInlineResumesOnThePartitionThread) {
+  held_server held;
   seen<int> out;
-  task t = await_one(srv, 5, out, bs::resume_inline);
+  task t = await_one(held.srv, 5, out, bs::resume_inline);
   t.start();
+  EXPECT_FALSE(t.finished());
+  held.release();
   t.wait();
-  EXPECT_EQ(out.answer->value(), 5);
-  EXPECT_EQ(out.thread, ran_on.load());
-  EXPECT_NE(out.thread, std::this_thread::get_id());
+  EXPECT_EQ(out.answer->value(), 25);
+  EXPECT_EQ(out.thread, held.partition.load());
 }
 
 TEST(CoroutineTest, ResumesOnAResumePoolItIsGiven) {
   bs::resume_pool pool(2);
-  bs::server srv(squares(), {.batch_size = 4, .batch_timeout = 0us});
+  held_server held;
   std::atomic<bool> on_pool{false};
   bs::result<int> answer = bs::error(bs::errc::cancelled, "not run");
   auto body = [&]() -> task {
-    answer = co_await bs::co_dispatch(srv, 4, pool);
+    answer = co_await bs::co_dispatch(held.srv, 4, pool);
     on_pool = pool.owns_this_thread();
   };
   task t = body();
   t.start();
+  held.release();
   t.wait();
   EXPECT_EQ(answer.value(), 16);
   EXPECT_TRUE(on_pool.load());
@@ -182,10 +197,11 @@ TEST(CoroutineTest, ResumesOnAResumePoolItIsGiven) {
 
 TEST(CoroutineTest, ResumesOnAUserExecutorThroughExecute) {
   manual_executor ex;
-  bs::server srv(squares(), {.batch_size = 4, .batch_timeout = 0us});
+  held_server held;
   seen<int> out;
-  task t = await_one(srv, 6, out, ex);
+  task t = await_one(held.srv, 6, out, ex);
   t.start();
+  held.release();
   ex.wait_for(1);
   EXPECT_FALSE(t.finished());  // waits for the executor, not resumed elsewhere
   ex.run_all();
@@ -196,13 +212,37 @@ TEST(CoroutineTest, ResumesOnAUserExecutorThroughExecute) {
 
 TEST(CoroutineTest, ResumesOnAUserExecutorThroughPost) {
   posting_executor ex;
-  bs::server srv(squares(), {.batch_size = 4, .batch_timeout = 0us});
+  held_server held;
   seen<int> out;
-  task t = await_one(srv, 7, out, ex);
+  task t = await_one(held.srv, 7, out, ex);
   t.start();
+  held.release();
   t.wait();
   EXPECT_EQ(out.answer->value(), 49);
   EXPECT_EQ(out.thread, ex.id());
+}
+
+TEST(CoroutineTest, AnAnswerThereBeforeTheCoroutineSuspendedGoesOnInItsOwnThread) {
+  // A fast partition may answer before await_suspend ended: then the
+  // coroutine goes on in its own thread (no hand-off); otherwise on the
+  // shared pool. Never on the partition thread.
+  bs::server srv(squares(), {.batch_size = 4, .batch_timeout = 0us});
+  const auto me = std::this_thread::get_id();
+  int wrong_thread = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::optional<bs::result<int>> answer;
+    bool allowed = false;
+    auto body = [&]() -> task {
+      answer.emplace(co_await bs::co_dispatch(srv, i));
+      allowed = std::this_thread::get_id() == me || bs::resume_pool::shared().owns_this_thread();
+    };
+    task t = body();
+    t.start();
+    t.wait();
+    EXPECT_EQ(answer->value(), i * i);
+    wrong_thread += allowed ? 0 : 1;
+  }
+  EXPECT_EQ(wrong_thread, 0);
 }
 
 TEST(CoroutineTest, AnExplicitBatchComesBackInOrder) {
@@ -273,7 +313,10 @@ TEST(CoroutineTest, TheCoroutinesOwnStopTokenCancelsThroughCallOptions) {
   std::stop_source mine;
   std::optional<bs::result<int>> answer;
   auto body = [&](std::stop_token stop) -> task {
-    answer.emplace(co_await bs::co_dispatch(srv, 3, {.stop_token = std::move(stop)}));
+    // Named, not a braced temporary in the co_await: GCC 12 destroys such a
+    // temporary twice when it outlives a suspension.
+    const bs::call_options options{.stop_token = std::move(stop)};
+    answer.emplace(co_await bs::co_dispatch(srv, 3, options));
   };
   task t = body(mine.get_token());
   t.start();
@@ -337,8 +380,11 @@ TEST(CoroutineTest, AMovedFromServerAnswersInvalidArgument) {
 }
 
 TEST(CoroutineTest, ServerDestroyedWhileCoroutinesWaitResumesThemShuttingDown) {
-  controlled_function fn;
-  auto srv = std::make_unique<bs::server<int, int>>(bs::testing::serving_of(fn),
+  // Shared with the batch function: its thread outlives the server (and may
+  // outlive this test) until the blocked execution returns.
+  auto owned = std::make_shared<controlled_function>();
+  controlled_function& fn = *owned;
+  auto srv = std::make_unique<bs::server<int, int>>(shared_serving(owned),
                                                     bs::server_options{.batch_size = 1,
                                                                        .batch_timeout = 0us,
                                                                        .shutdown_timeout = 10ms});
@@ -448,8 +494,9 @@ TEST(CoroutineTest, AStreamThatFailsEndsWithItsErrorEvent) {
 }
 
 TEST(CoroutineTest, AStreamWaitedOnWhileTheServerStopsEnds) {
-  controlled_function fn;
-  bs::streaming_server<int, int> srv(bs::testing::serving_of(fn).streaming({}),
+  auto owned = std::make_shared<controlled_function>();  // see above
+  controlled_function& fn = *owned;
+  bs::streaming_server<int, int> srv(shared_serving(owned).streaming({}),
                                      {.batch_size = 1,
                                       .batch_timeout = 0us,
                                       .shutdown_timeout = 10ms});

@@ -59,27 +59,55 @@ TEST(ResumePoolTest, ResumesAWholeExecutionsCallersOnItsThreads) {
   (void)blocker.get();
 }
 
+namespace {
+// Thrown out of a coroutine; opens `dropped` when the pool lets go of it (by
+// then the coroutine has unwound and the pool no longer touches its frame).
+struct signalling_error {
+  explicit signalling_error(bs::testing::gate* g) : dropped(g) {}
+  ~signalling_error() { dropped->open(); }  // thrown as a prvalue: one object, no copies
+  bs::testing::gate* dropped;
+};
+}  // namespace
+
 TEST(ResumePoolTest, AnExceptionEscapingACoroutineIsDroppedAndThePoolGoesOn) {
-  bs::server srv(bs::serving<int, int>([](std::span<const int> xs) {
-                   return std::vector<int>(xs.begin(), xs.end());
-                 }),
-                 {.batch_size = 4, .batch_timeout = 0us});
+  controlled_function fn;
+  bs::server srv(bs::testing::serving_of(fn), {.batch_size = 4, .batch_timeout = 0us});
+  open_on_exit release{fn.released};
   bs::resume_pool pool(1);
-  bs::testing::gate threw;
+  bs::testing::gate dropped;
+  std::atomic<bool> on_pool{false};
   auto thrower = [&]() -> bs::testing::basic_task<true> {
     (void)co_await bs::co_dispatch(srv, 1, pool);
-    threw.open();
-    throw std::runtime_error("out of the coroutine");
+    on_pool = pool.owns_this_thread();
+    throw signalling_error{&dropped};
   };
+  auto blocker = bs::testing::block_executor(srv, fn);  // so the await suspends
   auto t = thrower();
   t.start();
-  threw.wait();
+  fn.released.open();
+  dropped.wait();
+  EXPECT_TRUE(on_pool.load());
+  EXPECT_FALSE(t.finished());  // it never reached its final suspend
+  (void)blocker.get();
+
+  // The pool's thread is still there: a coroutine held behind another blocker resumes on it.
+  controlled_function fn2;
+  bs::server srv2(bs::testing::serving_of(fn2), {.batch_size = 4, .batch_timeout = 0us});
+  open_on_exit release2{fn2.released};
+  auto blocker2 = bs::testing::block_executor(srv2, fn2);
   std::optional<bs::result<int>> after;
-  auto next = [&]() -> task { after.emplace(co_await bs::co_dispatch(srv, 2, pool)); };
+  std::atomic<bool> after_on_pool{false};
+  auto next = [&]() -> task {
+    after.emplace(co_await bs::co_dispatch(srv2, 2, pool));
+    after_on_pool = pool.owns_this_thread();
+  };
   task n = next();
   n.start();
+  fn2.released.open();
   n.wait();
-  EXPECT_EQ(after->value(), 2);
+  EXPECT_EQ(after->value(), 4);
+  EXPECT_TRUE(after_on_pool.load());
+  (void)blocker2.get();
 }
 
 TEST(ResumePoolTest, CoroutinesStillWaitingWhenThePoolGoesResumeWhereTheirCallCompletes) {
@@ -108,22 +136,27 @@ TEST(ResumePoolTest, CoroutinesStillWaitingWhenThePoolGoesResumeWhereTheirCallCo
 }
 
 TEST(ResumePoolTest, ACoroutineMayDestroyThePoolItRunsOn) {
-  bs::server srv(bs::serving<int, int>([](std::span<const int> xs) {
-                   return std::vector<int>(xs.begin(), xs.end());
-                 }),
-                 {.batch_size = 4, .batch_timeout = 0us});
+  controlled_function fn;
+  bs::server srv(bs::testing::serving_of(fn), {.batch_size = 4, .batch_timeout = 0us});
+  open_on_exit release{fn.released};
   auto pool = std::make_unique<bs::resume_pool>(2);
   std::optional<bs::result<int>> first;
   std::optional<bs::result<int>> second;
+  std::atomic<bool> on_pool{false};
   auto body = [&]() -> task {
     first.emplace(co_await bs::co_dispatch(srv, 1, *pool));
+    on_pool = pool->owns_this_thread();
     pool.reset();  // from one of its own threads
     second.emplace(co_await bs::co_dispatch(srv, 2, bs::resume_inline));
   };
+  auto blocker = bs::testing::block_executor(srv, fn);  // so the first await suspends
   task t = body();
   t.start();
+  fn.released.open();
   t.wait();
+  EXPECT_TRUE(on_pool.load());
   EXPECT_EQ(first->value(), 1);
-  EXPECT_EQ(second->value(), 2);
+  EXPECT_EQ(second->value(), 4);
   EXPECT_EQ(pool, nullptr);
+  (void)blocker.get();
 }

@@ -22,8 +22,11 @@
 // - nothing: the process-wide resume_pool::shared(), so that by default no
 //   user code runs on a partition thread.
 //
-// A call refused before it was queued (overloaded, shutting down, bad input)
-// never suspends: the coroutine goes on at once in its own thread.
+// A call answered before the coroutine finished suspending (refused at the
+// door: overloaded, shutting down, bad input; or simply answered that fast)
+// does not suspend: the coroutine goes on at once in its own thread, with no
+// hand-off. So code after a co_await runs on the target or on the thread
+// the co_await started on, never anywhere else.
 #pragma once
 
 #include <coroutine>

@@ -79,7 +79,7 @@ fire_and_forget read_stream(batch_serving::streaming_server<int, int>& srv) {
 
 }  // namespace
 
-int main() {
+int main() try {
   batch_serving::serving<int, int> squares([](std::span<const int> xs) {
     std::vector<int> out;
     for (int x : xs) out.push_back(x * x);
@@ -99,4 +99,7 @@ int main() {
 
   std::printf("%d coroutines answered, %d failures\n", coroutines + 1, failures.load());
   return failures == 0 ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "coroutines: %s\n", e.what());
+  return 1;
 }

@@ -567,3 +567,27 @@ TEST(CoroutineTest, ManyCoroutinesOnPoolsAndInlineAllGetTheirOwnResults) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(answered.load(), 0);
 }
+
+namespace {
+// Thrown out of a coroutine; opens `dropped` when the library lets go of it.
+struct signalling_error {
+  explicit signalling_error(bs::testing::gate* g) : dropped(g) {}
+  ~signalling_error() { dropped->open(); }  // thrown as a prvalue: one object, no copies
+  bs::testing::gate* dropped;
+};
+}  // namespace
+
+TEST(CoroutineTest, AnExceptionEscapingACoroutineResumedInlineIsDroppedAndTheServerGoesOn) {
+  held_server held;
+  bs::testing::gate dropped;
+  auto thrower = [&]() -> bs::testing::basic_task<true> {
+    (void)co_await bs::co_dispatch(held.srv, 2, bs::resume_inline);
+    throw signalling_error{&dropped};
+  };
+  auto t = thrower();
+  t.start();
+  held.release();
+  dropped.wait();
+  EXPECT_FALSE(t.finished());
+  EXPECT_EQ(held.srv.dispatch(3).value(), 9);  // the partition thread lived through it
+}

@@ -22,7 +22,7 @@ namespace batch_serving::detail {
 template <class Value, class Resumer>
 class call_awaiter_base {
  public:
-  call_awaiter_base(Resumer resumer) : resumer_(std::move(resumer)) {}
+  explicit call_awaiter_base(Resumer resumer) : resumer_(std::move(resumer)) {}
   call_awaiter_base(const call_awaiter_base&) = delete;
   call_awaiter_base& operator=(const call_awaiter_base&) = delete;
 

@@ -13,7 +13,9 @@ namespace bench {
 struct config {
   // Caller threads of the sync scenario.
   std::vector<std::size_t> callers{1, 8, 64, 512};
-  // batch_timeout values of the sync, async and many scenarios.
+  // Coroutine callers of the coro scenario (and the naive batcher's threads).
+  std::vector<std::size_t> coro_callers{64, 512, 4096};
+  // batch_timeout values of the sync, async, many and coro scenarios.
   std::vector<std::chrono::microseconds> timeouts{std::chrono::microseconds(0),
                                                   std::chrono::microseconds(1000)};
   // Measured time per timed measurement (after a warm-up of a fifth of it,

@@ -45,15 +45,16 @@ constexpr scenario all_scenarios[] = {
     {"dense", bench::run_dense},
     {"limit", bench::run_limit},
     {"memory", bench::run_memory},
+    {"coro", bench::run_coro},
 #ifdef BATCH_SERVING_BENCH_DISTRIBUTED
     {"distributed", bench::run_distributed},
 #endif
 };
 
 #ifdef BATCH_SERVING_BENCH_DISTRIBUTED
-constexpr const char* scenario_names = "sync,async,many,dense,limit,memory,distributed";
+constexpr const char* scenario_names = "sync,async,many,dense,limit,memory,coro,distributed";
 #else
-constexpr const char* scenario_names = "sync,async,many,dense,limit,memory";
+constexpr const char* scenario_names = "sync,async,many,dense,limit,memory,coro";
 #endif
 
 constexpr const char* distributed_modes = "slow,single,many,latency";
@@ -64,12 +65,13 @@ Measures batch_serving against a hand-written naive batcher (bench/naive_batcher
 
   --json                 one JSON object per line instead of a table
   --scenarios LIST       comma-separated, from: sync,async,many,dense,limit,memory,
-                         distributed (default: all; distributed only when built with
+                         coro, distributed (default: all; distributed only when built with
                          the Redis transport, and skipped without redis-server)
   --duration-ms N        measured time per measurement (default 500; dense 300)
   --runs N               repeat each measurement N times and report medians (default 3)
   --callers LIST         caller threads of the sync scenario (default 1,8,64,512)
-  --timeouts-us LIST     batch_timeout values of sync, async, many (default 0,1000)
+  --coro-callers LIST    coroutine callers of the coro scenario (default 64,512,4096)
+  --timeouts-us LIST     batch_timeout values of sync, async, many, coro (default 0,1000)
   --async-items N        items the async scenario submits (default 1000000)
   --memory-requests N    requests the memory scenario queues (default 1000000)
   --distributed-modes L  modes of the distributed scenario, from: slow,single,many,latency
@@ -146,6 +148,7 @@ options parse(int argc, char** argv) {
   options o;
   bool smoke = false;
   std::optional<std::size_t> duration_ms, runs, async_items, memory_requests;
+  std::optional<std::vector<std::size_t>> coro_callers;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const auto value = [&]() -> std::string_view {
@@ -182,6 +185,8 @@ options parse(int argc, char** argv) {
       runs = parse_count(arg, value(), 1);
     } else if (arg == "--callers") {
       o.cfg.callers = parse_counts(arg, value(), 1);
+    } else if (arg == "--coro-callers") {
+      coro_callers = parse_counts(arg, value(), 1);
     } else if (arg == "--timeouts-us") {
       o.cfg.timeouts.clear();
       for (const std::size_t us : parse_counts(arg, value(), 0)) {
@@ -200,7 +205,9 @@ options parse(int argc, char** argv) {
     o.cfg.runs = 1;
     o.cfg.async_items = 10'000;
     o.cfg.memory_requests = 10'000;
+    o.cfg.coro_callers = {64};
   }
+  if (coro_callers) o.cfg.coro_callers = *coro_callers;
   if (duration_ms) {
     o.cfg.duration = o.cfg.dense_duration =
         std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*duration_ms));

@@ -14,6 +14,7 @@ void run_many(const config& cfg, reporter& out);    // 8 callers, dispatch_many 
 void run_dense(const config& cfg, reporter& out);   // relu(W x + b), Eigen
 void run_limit(const config& cfg, reporter& out);   // hand-off floor: condvar, atomic wait
 void run_memory(const config& cfg, reporter& out);  // bytes per queued request
+void run_coro(const config& cfg, reporter& out);    // C coroutine callers, co_dispatch
 #ifdef BATCH_SERVING_BENCH_DISTRIBUTED
 void run_distributed(const config& cfg, reporter& out);  // Redis Streams, one process per node
 #endif

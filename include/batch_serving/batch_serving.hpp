@@ -3,6 +3,7 @@
 
 #include "batch_serving/call_memory.hpp"
 #include "batch_serving/call_options.hpp"
+#include "batch_serving/coroutine.hpp"
 #include "batch_serving/error.hpp"
 #include "batch_serving/event.hpp"
 #include "batch_serving/event_stream.hpp"
@@ -10,6 +11,8 @@
 #include "batch_serving/future.hpp"
 #include "batch_serving/registry.hpp"
 #include "batch_serving/result.hpp"
+#include "batch_serving/resume_pool.hpp"
+#include "batch_serving/resume_target.hpp"
 #include "batch_serving/server.hpp"
 #include "batch_serving/server_options.hpp"
 #include "batch_serving/server_stats.hpp"

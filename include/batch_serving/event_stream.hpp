@@ -22,6 +22,10 @@
 
 namespace batch_serving {
 
+namespace detail {
+struct stream_access;  // the non-blocking reader (next_event_awaiter.hpp)
+}  // namespace detail
+
 template <class T>
 class [[nodiscard]] event_stream {
  public:
@@ -99,6 +103,8 @@ class [[nodiscard]] event_stream {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
+  friend struct detail::stream_access;
+
   void reset() noexcept {
     if (state_ != nullptr) std::exchange(state_, nullptr)->abandon();
   }

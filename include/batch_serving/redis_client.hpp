@@ -302,11 +302,19 @@ class remote_stream_state final : public remote_call, public stream_state<Out> {
     return ev;
   }
 
+  bool ready_or_notify(stream_waiter& waiter) override {
+    lock_guard<mutex> lock(mu_);
+    if (reader_done_ || !events_.empty()) return true;
+    waiter_ = &waiter;
+    return false;
+  }
+
   void abandon() noexcept override {
     {
       lock_guard<mutex> lock(mu_);
       abandoned_ = true;
       events_.clear();
+      waiter_ = nullptr;
     }
     // Stop following the call (a worker may still run it; its events are dropped).
     const std::uint64_t sequence = sequence_.load(std::memory_order_acquire);
@@ -411,11 +419,15 @@ class remote_stream_state final : public remote_call, public stream_state<Out> {
   // Queues `ev` unless the stream ended already; the first end or error is the last.
   void push(event<Out>&& ev) noexcept {
     const bool final = ev.kind() == event_kind::end || ev.kind() == event_kind::error;
+    stream_waiter* waiter = nullptr;
     {
       lock_guard<mutex> lock(mu_);
       if (ended_) return;
       ended_ = final;
-      if (!abandoned_) events_.push_back(std::move(ev));
+      if (!abandoned_) {
+        events_.push_back(std::move(ev));
+        waiter = std::exchange(waiter_, nullptr);
+      }
     }
     if (final) {
       // The core may still hold the call (a decode failure ends it here).
@@ -427,6 +439,8 @@ class remote_stream_state final : public remote_call, public stream_state<Out> {
     } else {
       ready_.notify_all();
     }
+    // Last: the reader may resume right here and abandon the stream.
+    if (waiter != nullptr) waiter->event_ready();
   }
 
   // Runs the callback for queued events, in order, one thread at a time.
@@ -458,6 +472,7 @@ class remote_stream_state final : public remote_call, public stream_state<Out> {
   bool reader_done_ BATCH_SERVING_GUARDED_BY(mu_) = false;
   bool pumping_ BATCH_SERVING_GUARDED_BY(mu_) = false;
   std::shared_ptr<remote_stream_state> self_ BATCH_SERVING_GUARDED_BY(mu_);
+  stream_waiter* waiter_ BATCH_SERVING_GUARDED_BY(mu_) = nullptr;  // a non-blocking reader
   std::optional<std::stop_callback<canceller>> stop_callback_;
 };
 

@@ -24,6 +24,7 @@ class collected_stream final : public stream_state<T> {
     if (at_ == events_.size()) return std::nullopt;
     return std::move(events_[at_++]);
   }
+  bool ready_or_notify(stream_waiter&) override { return true; }  // all there
   void abandon() noexcept override { delete this; }
 
  private:

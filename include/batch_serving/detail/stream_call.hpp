@@ -53,11 +53,19 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
     return ev;
   }
 
+  bool ready_or_notify(stream_waiter& waiter) override {
+    lock_guard lock(mu_);
+    if (reader_done_ || !events_.empty()) return true;
+    waiter_ = &waiter;
+    return false;
+  }
+
   void abandon() noexcept override {
     {
       lock_guard lock(mu_);
       abandoned_ = true;
       events_.clear();
+      waiter_ = nullptr;
     }
     this->release();
   }
@@ -123,9 +131,17 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
   void wake() noexcept {
     if (on_event_) {
       pump();
-    } else {
-      ready_.notify_all();
+      return;
     }
+    stream_waiter* waiter = nullptr;
+    {
+      lock_guard lock(mu_);
+      if (!events_.empty()) waiter = std::exchange(waiter_, nullptr);
+    }
+    ready_.notify_all();
+    // Last: the reader may resume right here and destroy its stream (our
+    // caller's reference keeps this call alive, not the reader).
+    if (waiter != nullptr) waiter->event_ready();
   }
 
   // Runs the callback for queued events, in order, one thread at a time:
@@ -153,6 +169,7 @@ class stream_call final : public owned_inputs_call<In, Out, Many>, public stream
   bool abandoned_ BATCH_SERVING_GUARDED_BY(mu_) = false;
   bool reader_done_ BATCH_SERVING_GUARDED_BY(mu_) = false;
   bool pumping_ BATCH_SERVING_GUARDED_BY(mu_) = false;
+  stream_waiter* waiter_ BATCH_SERVING_GUARDED_BY(mu_) = nullptr;  // a non-blocking reader
 };
 
 }  // namespace batch_serving::detail

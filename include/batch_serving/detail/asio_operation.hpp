@@ -84,34 +84,64 @@ class asio_operation_registry {
 
   void end_completion() {
     unique_lock lock(mu_);
-    if (--completing_ == 0 && shut_down_) done_.notify_all();
+    --completing_;
+    if (shut_down_) done_.notify_all();
   }
 
-  // For an operation destroyed without completing.
-  void remove(asio_operation_base& op) {
+  // An operation is being destroyed: unlists it and, like a completion,
+  // keeps the context's shutdown waiting until end_completion(), while it
+  // destroys its handler and the work it keeps on the context.
+  void begin_teardown(asio_operation_base& op) {
     unique_lock lock(mu_);
     unlink(op);
+    ++completing_;
+    if (shut_down_) done_.notify_all();
   }
 
-  // The context shuts down: waits for hand-offs in flight, then destroys
-  // the handlers of the operations still outstanding (outside the lock: a
-  // handler's destructor may start another operation, which is refused).
+  // The context shuts down: waits for hand-offs and teardowns in flight,
+  // then destroys the handlers of the operations still outstanding (outside
+  // the lock: a handler's destructor may start another operation, which is
+  // refused).
   void shut_down() {
     std::vector<std::shared_ptr<asio_operation_base>> outstanding;
-    {
-      unique_lock lock(mu_);
-      shut_down_ = true;
+    unique_lock lock(mu_);
+    shut_down_ = true;
+    while (true) {
       while (completing_ != 0) done_.wait(lock.native());
-      for (auto* op = head_; op != nullptr; op = op->next_) {
-        // One being destroyed right now unlists itself (and so has no handler
-        // left to call); the rest are kept alive until abandoned.
-        if (auto kept = op->weak_from_this().lock()) outstanding.push_back(std::move(kept));
+      // Keep every listed operation alive until abandoned. One whose last
+      // reference just went is about to tear itself down (begin_teardown
+      // waits for this lock) and still holds work on the context: wait
+      // until it has unlisted itself, then for its teardown, and look again.
+      const asio_operation_base* dying = nullptr;
+      for (auto* op = head_; op != nullptr && dying == nullptr; op = op->next_) {
+        if (auto kept = op->weak_from_this().lock()) {
+          outstanding.push_back(std::move(kept));
+        } else {
+          dying = op;
+        }
       }
+      if (dying == nullptr) break;
+      // Our references go outside the lock: dropping the last one tears an
+      // operation down, which takes the lock.
+      lock.unlock();
+      outstanding.clear();
+      lock.lock();
+      // Compared by address only: `dying` may be freed by now, and no new
+      // operation is listed once shut_down_ is set.
+      while (listed(dying)) done_.wait(lock.native());
     }
+    lock.unlock();
     for (auto& op : outstanding) op->abandon();
   }
 
  private:
+  bool listed(const asio_operation_base* target) const BATCH_SERVING_REQUIRES(mu_) {
+    for (const auto* op = head_; op != nullptr; op = op->next_) {
+      if (op == target) return true;
+    }
+    return false;
+  }
+
   void unlink(asio_operation_base& op) BATCH_SERVING_REQUIRES(mu_) {
     if (!op.linked_) return;
     if (op.prev_ != nullptr) {
@@ -249,7 +279,14 @@ class asio_operation final : public asio_operation_base {
 
   asio_operation(const asio_operation&) = delete;
   asio_operation& operator=(const asio_operation&) = delete;
-  ~asio_operation() override { registry_->remove(*this); }
+  // The handler and the work go before the context may: a shutdown running
+  // now waits for this teardown (see asio_operation_registry::shut_down).
+  ~asio_operation() override {
+    registry_->begin_teardown(*this);
+    handler_.reset();
+    work_.reset();
+    registry_->end_completion();
+  }
 
   // The initiating call returned: answers from now on may run the handler
   // at once where its executor allows (dispatch); before, they are posted,

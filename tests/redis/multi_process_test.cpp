@@ -294,6 +294,24 @@ class MultiProcessTest : public ::testing::Test {
     return (*reply)[0].integer();
   }
 
+  // Waits until `worker` has run `min_items` items and holds entries of
+  // `serving` (read, not acknowledged), then kills it with SIGKILL.
+  ::testing::AssertionResult kill_while_holding(node_process& worker, redis_connection& conn,
+                                                const std::string& serving,
+                                                std::size_t min_items) const {
+    if (!eventually([&] {
+          return executed_items(worker.name()) >= min_items &&
+                 pending_for(conn, serving, worker.name()) > 0;
+        })) {
+      return ::testing::AssertionFailure() << worker.name() << " never held calls";
+    }
+    worker.signal(SIGKILL);
+    if (worker.wait_exit(10s) != std::optional<int>(128 + SIGKILL)) {
+      return ::testing::AssertionFailure() << worker.name() << " did not die of SIGKILL";
+    }
+    return ::testing::AssertionSuccess();
+  }
+
   // Waits until `condition` holds (true) or `within` passes (false).
   template <class Condition>
   static bool eventually(Condition condition, std::chrono::milliseconds within = run_patience) {
@@ -323,11 +341,7 @@ TEST_F(MultiProcessTest, AWorkerKilledInTheMiddleOfItsBatchesLosesNoCall) {
 
   // Kill w1 once it has run a few batches and while it holds entries.
   redis_connection conn = connect();
-  ASSERT_TRUE(eventually([&] {
-    return executed_items("w1") >= 24 && pending_for(conn, "affine", "w1") > 0;
-  })) << "w1 never held calls";
-  victim.signal(SIGKILL);
-  ASSERT_EQ(victim.wait_exit(10s), std::optional<int>(128 + SIGKILL));
+  ASSERT_TRUE(kill_while_holding(victim, conn, "affine", 24));
   std::this_thread::sleep_for(redis_drain);
   const long long held_at_death = pending_for(conn, "affine", "w1");
   EXPECT_GT(held_at_death, 0) << "w1 answered everything before the kill: the test proves nothing";
@@ -354,11 +368,7 @@ TEST_F(MultiProcessTest, AWorkerKilledInTheMiddleOfItsStreamsMixesNoStream) {
   node_process& client = start_client("c1", "streams", 0, 300, load);
 
   redis_connection conn = connect();
-  ASSERT_TRUE(eventually([&] {
-    return executed_items("w1") >= 32 && pending_for(conn, "streams", "w1") > 0;
-  })) << "w1 never held calls";
-  victim.signal(SIGKILL);
-  ASSERT_EQ(victim.wait_exit(10s), std::optional<int>(128 + SIGKILL));
+  ASSERT_TRUE(kill_while_holding(victim, conn, "streams", 32));
 
   std::size_t whole = 0;
   std::size_t unavailable = 0;
@@ -385,11 +395,7 @@ TEST_F(MultiProcessTest, TheOnlyWorkerKilledLeavesNoCallWithoutADeadlineWaiting)
   node_process& client = start_client("c1", "affine", 0, 400,
                                       {"--threads", "4", "--window", "4", "--timeout-ms", "0"});
   redis_connection conn = connect();
-  ASSERT_TRUE(eventually([&] {
-    return executed_items("w1") >= 24 && pending_for(conn, "affine", "w1") > 0;
-  })) << "w1 never held calls";
-  victim.signal(SIGKILL);
-  ASSERT_EQ(victim.wait_exit(10s), std::optional<int>(128 + SIGKILL));
+  ASSERT_TRUE(kill_while_holding(victim, conn, "affine", 24));
 
   std::size_t no_serving = 0;
   std::size_t wrong = 0;

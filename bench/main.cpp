@@ -266,6 +266,7 @@ int main(int argc, char** argv) {
                       stdout);
   int status = 0;
   try {
+    bench::run_host(cfg, out);
     for (const auto& s : opts.scenarios) s.run(cfg, out);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "batch_serving_bench: FAILED: %s\n", e.what());

@@ -12,6 +12,7 @@ void run_sync(const config& cfg, reporter& out);    // C callers, blocking dispa
 void run_async(const config& cfg, reporter& out);   // one thread, futures
 void run_many(const config& cfg, reporter& out);    // 8 callers, dispatch_many of 64
 void run_dense(const config& cfg, reporter& out);   // relu(W x + b), Eigen
+void run_host(const config& cfg, reporter& out);    // this host's floors, before every run
 void run_limit(const config& cfg, reporter& out);   // hand-off floor: condvar, atomic wait
 void run_memory(const config& cfg, reporter& out);  // bytes per queued request
 void run_coro(const config& cfg, reporter& out);    // C coroutine callers, co_dispatch

@@ -11,6 +11,13 @@
 //   pause        ns_per_op: one pause instruction (cpu_relax)
 //   clock_now    ns_per_op: one std::chrono::steady_clock::now()
 // Hosts differ by up to 10x in all of these; read other figures against them.
+//
+// host: one row, measured before every run's scenarios, with this host's
+// floors as the library measures them for its own spinning
+// (detail/host_costs.hpp: pause_ns, clock_ns, spin_rtt_ns, futex_rtt_ns) and
+// condvar_rtt_ns, the naive batcher's hand-off; spin_budget_ns is how long
+// the library's waiters spin here.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +29,7 @@
 #include <vector>
 
 #include "batch_serving/detail/cpu_relax.hpp"
+#include "batch_serving/detail/host_costs.hpp"
 #include "latency.hpp"
 #include "scenarios.hpp"
 #include "workload.hpp"
@@ -183,6 +191,42 @@ row to_row(const char* impl, const std::vector<ping_pong_result>& runs) {
 }
 
 }  // namespace
+
+void run_host(const config& cfg, reporter& out) {
+  config brief = cfg;  // a floor, not a figure to study: 50 ms of condvar at most
+  brief.duration = std::min(cfg.duration, std::chrono::milliseconds(50));
+  std::vector<batch_serving::detail::host_costs> runs;
+  std::vector<std::optional<double>> condvar;
+  for (int run = 0; run < cfg.runs; ++run) {
+    runs.push_back(batch_serving::detail::measure_host_costs());
+    condvar.push_back(measure_condvar(brief).round_trip_ns);
+  }
+  const auto median_of_field = [&](double batch_serving::detail::host_costs::*field) {
+    std::vector<std::optional<double>> values;
+    for (const auto& r : runs) values.emplace_back(r.*field);
+    return median(values);
+  };
+  using costs = batch_serving::detail::host_costs;
+  row host = make_row("host", "this host", std::nullopt, std::nullopt, std::nullopt, measurement{},
+                      cfg.runs);
+  host.extra.emplace_back("pause_ns", median_of_field(&costs::pause_ns));
+  host.extra.emplace_back("spin_rtt_ns", median_of_field(&costs::spin_rtt_ns));
+  host.extra.emplace_back("condvar_rtt_ns", median(condvar));
+  host.extra.emplace_back("futex_rtt_ns", median_of_field(&costs::futex_rtt_ns));
+  host.extra.emplace_back("clock_ns", median_of_field(&costs::clock_ns));
+  host.extra.emplace_back("spin_budget_ns",
+                          static_cast<double>(batch_serving::detail::spin_budget().count()));
+  if (cfg.progress) {
+    const auto shown = [](std::optional<double> v) { return v.value_or(0); };
+    std::fprintf(stderr,
+                 "  host: pause %.1f ns, clock %.1f ns, round trips: spin %.2f us, futex %.1f us, "
+                 "condvar %.1f us; the library spins up to %.1f us\n",
+                 shown(host.extra[0].second), shown(host.extra[4].second),
+                 shown(host.extra[1].second) / 1000, shown(host.extra[3].second) / 1000,
+                 shown(host.extra[2].second) / 1000, shown(host.extra[5].second) / 1000);
+  }
+  out.add(std::move(host));
+}
 
 void run_limit(const config& cfg, reporter& out) {
   progress(cfg, "limit: condvar, atomic wait and spin ping-pong; pause and clock costs");

@@ -4,8 +4,9 @@
 #include <climits>
 #include <thread>
 
-#include "batch_serving/detail/cpu_relax.hpp"
+#include "batch_serving/detail/host_costs.hpp"
 #include "batch_serving/detail/spin_estimate.hpp"
+#include "batch_serving/detail/timed_spin.hpp"
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -46,27 +47,29 @@ void wake_all_on_address(std::atomic<std::uint32_t>& word) noexcept { word.notif
 #endif
 
 namespace {
-// About 2-4 µs of spinning: long enough to catch a completion already under
-// way on the other core, far shorter than a sleep/wake round trip (~6 µs).
-constexpr int spin_iterations = 128;
-
 // Spinning only pays while the thread that will set the flag can run on
-// another core. With more waiters than cores (64 blocking callers on 2 cores)
-// every spinner steals the CPU the executor needs, so at most cores - 1
-// waiters spin at once; the rest go straight to sleep.
-std::atomic<int> spinning_waiters{0};
+// another core. With more waiting threads than spare cores (64 blocking
+// callers on 2 cores) each caller's answer comes from a batch the cores are
+// busy with, and every spinner steals the CPU that batch and the other
+// callers need: then nobody spins. Sleeping waiters count too: they are the
+// load that is about to run.
+std::atomic<int> waiting_threads{0};
 const int max_spinning_waiters =
     std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
 
-class spin_slot {
+class waiting_thread {
  public:
-  spin_slot() noexcept
-      : granted_(spinning_waiters.fetch_add(1, std::memory_order_relaxed) < max_spinning_waiters) {}
-  ~spin_slot() { spinning_waiters.fetch_sub(1, std::memory_order_relaxed); }
-  bool granted() const noexcept { return granted_; }
+  waiting_thread() noexcept
+      : alone_enough_(waiting_threads.fetch_add(1, std::memory_order_relaxed) <
+                      max_spinning_waiters) {}
+  ~waiting_thread() { waiting_threads.fetch_sub(1, std::memory_order_relaxed); }
+  waiting_thread(const waiting_thread&) = delete;
+  waiting_thread& operator=(const waiting_thread&) = delete;
+
+  bool may_spin() const noexcept { return alone_enough_; }
 
  private:
-  bool granted_;
+  bool alone_enough_;
 };
 
 // Shared by all waiters: whether their answers tend to come within a spin
@@ -74,25 +77,20 @@ class spin_slot {
 spin_estimate answers_within_spin;
 }  // namespace
 
-bool completion_flag::spin() const noexcept {
+int threads_waiting_on_flags() noexcept { return waiting_threads.load(std::memory_order_relaxed); }
+
+bool completion_flag::spin(std::chrono::nanoseconds budget, bool alone_enough) const noexcept {
   if (is_set()) return true;
-  if (!answers_within_spin.worth_spinning()) return false;
-  const spin_slot slot;
-  if (!slot.granted()) return is_set();
-  for (int i = 0; i < spin_iterations; ++i) {
-    if (is_set()) {
-      answers_within_spin.learn(true);
-      return true;
-    }
-    cpu_relax();
-  }
-  const bool caught = is_set();
+  if (!alone_enough || !answers_within_spin.worth_spinning()) return false;
+  const bool caught = spin_for(budget, [this] { return is_set(); });
   answers_within_spin.learn(caught);
   return caught;
 }
 
 void completion_flag::wait() noexcept {
-  if (spin()) return;
+  if (is_set()) return;
+  const waiting_thread counted;
+  if (spin(spin_budget(), counted.may_spin())) return;
   std::uint32_t seen = unset_;
   while (true) {
     if (seen == unset_ &&
@@ -107,7 +105,12 @@ void completion_flag::wait() noexcept {
 }
 
 bool completion_flag::wait_until(std::chrono::steady_clock::time_point deadline) noexcept {
-  if (spin()) return true;
+  if (is_set()) return true;
+  const waiting_thread counted;
+  const auto until_deadline = deadline - std::chrono::steady_clock::now();
+  if (spin(std::min<std::chrono::nanoseconds>(spin_budget(), until_deadline), counted.may_spin())) {
+    return true;
+  }
   std::uint32_t seen = unset_;
   while (true) {
     if (seen == unset_ &&

@@ -50,6 +50,8 @@ concept call_queue =
   // again (a queued call's deadline may come first). Require queued items.
       { cq.next_due() } noexcept -> std::same_as<clock::time_point>;
       { cq.next_wake() } noexcept -> std::same_as<clock::time_point>;
+  // When the next batch's window opened (catch_up.hpp). Requires queued items.
+      { cq.window_opened_at() } noexcept -> std::same_as<clock::time_point>;
   // Moves calls that need no execution (finished, or past their deadline at
   // `now`) into b.skipped / b.expired.
       { q.skip_finished(b, now) };
@@ -106,6 +108,7 @@ class fifo_queue {
     return saturating_add(head_->window_opened_at, batch_timeout_);
   }
   clock::time_point next_wake() const noexcept { return std::min(next_due(), head_->deadline()); }
+  clock::time_point window_opened_at() const noexcept { return head_->window_opened_at; }
 
   void skip_finished(batch<In, Out>& out, clock::time_point now) {
     while (head_ != nullptr) {

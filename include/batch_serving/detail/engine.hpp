@@ -49,6 +49,7 @@
 #include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/call.hpp"
 #include "batch_serving/detail/call_queue.hpp"
+#include "batch_serving/detail/catch_up.hpp"
 #include "batch_serving/detail/core_options.hpp"
 #include "batch_serving/detail/deadline_timer.hpp"
 #include "batch_serving/detail/execution.hpp"
@@ -451,15 +452,18 @@ class engine final : public intake<In, Out>,
   void serve(std::size_t index, batch_handler<In, Out>& handler, const partition_info& where) {
     execution<In, Out> executor(handler, where, hooks_, options_.isolate_failures, observe_);
     batch<In, Out> work;  // this partition's; stop() reads its slices under mu_
-    std::uint64_t arrivals_at_take = 0;
+    last_take last;
     while (true) {
       next_step step;
       {
         unique_lock lock(mu_, adaptively);
-        step = wait_for_work(work, arrivals_at_take);
+        step = wait_for_work(work, last);
         if (step == next_step::run_batch) {
-          arrivals_at_take = spinner_.arrivals();
-          queue_.take(work, clock::now());
+          last.arrivals_at_take = spinner_.arrivals();
+          last.at = clock::now();
+          queue_.take(work, last.at);
+          last.items = 0;
+          for (const auto& s : work.slices) last.items += s.length;
           if (!work.slices.empty()) partitions_[index].running = &work;
           // More is waiting: let another idle partition look at it.
           if (queue_.queued_items() > 0 && sleeping_ > 0) work_cv_.notify_one();
@@ -481,10 +485,10 @@ class engine final : public intake<In, Out>,
   }
 
   // Sleeps until there is a batch to run, or calls the queue skipped to settle.
-  next_step wait_for_work(batch<In, Out>& work, std::uint64_t arrivals_at_take)
-      BATCH_SERVING_REQUIRES(mu_) {
+  next_step wait_for_work(batch<In, Out>& work, const last_take& last) BATCH_SERVING_REQUIRES(mu_) {
     bool spun = false;
     bool lingered = false;
+    bool caught_up = false;
     while (true) {
       if (state_ == lifecycle::stopped) return next_step::exit;
       queue_.skip_finished(work, clock::now());
@@ -503,11 +507,18 @@ class engine final : public intake<In, Out>,
         continue;  // re-check everything under the lock: a stop may have come meanwhile
       }
       if (!idle && !lingered && spinner_.enabled() &&
-          spinner_.in_a_stream_of_calls(arrivals_at_take)) {
+          spinner_.in_a_stream_of_calls(last.arrivals_at_take)) {
         lingered = true;
         mu_.unlock();
-        spinner_.linger_for_company(arrivals_at_take, options_.batch_size);
+        spinner_.linger_for_company(last.arrivals_at_take, options_.batch_size);
         mu_.lock();
+        continue;
+      }
+      if (!idle && !caught_up && clock::now() >= queue_.next_due() &&
+          waited_behind_execution(last, queue_.window_opened_at(), queue_.queued_items(),
+                                  options_.batch_size)) {
+        caught_up = true;
+        wait_for_returning_callers();
         continue;
       }
       ++sleeping_;
@@ -521,6 +532,25 @@ class engine final : public intake<In, Out>,
         wait(work_cv_, mu_);
       }
       --sleeping_;
+    }
+  }
+
+  // catch_up.hpp: waits while calls keep arriving, each within the quiet gap
+  // of the last, until a batch is full, one more batch_timeout passed, or
+  // the server stops. Sleeps between looks (submit() wakes it only for a
+  // full batch), so the callers it waits for have the cores.
+  void wait_for_returning_callers() BATCH_SERVING_REQUIRES(mu_) {
+    const clock::duration quiet = catch_up_quiet_gap(options_.batch_timeout);
+    const clock::time_point give_up = saturating_add(clock::now(), options_.batch_timeout);
+    std::uint64_t seen = spinner_.arrivals();
+    while (state_ == lifecycle::running && !queue_.has_full_batch() && queue_.queued_items() > 0) {
+      const clock::time_point now = clock::now();
+      if (now >= give_up) return;
+      ++sleeping_;
+      wait_until(work_cv_, mu_, std::min(saturating_add(now, quiet), give_up));
+      --sleeping_;
+      if (spinner_.arrivals() == seen) return;  // quiet: nobody else is coming
+      seen = spinner_.arrivals();
     }
   }
 

@@ -76,21 +76,14 @@
 #include <vector>
 
 #include "batch_serving/server.hpp"
+#include "support/sanitizers.hpp"
 
 namespace bs = batch_serving;
 using namespace std::chrono_literals;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define STRESS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define STRESS_SANITIZED 1
-#endif
-#endif
-
-#if defined(STRESS_SANITIZED)
+#if defined(BATCH_SERVING_TEST_SANITIZED)
 constexpr std::uint64_t default_calls = 300'000;
 constexpr std::uint64_t round_calls_lo = 2'000;
 constexpr std::uint64_t round_calls_hi = 8'000;

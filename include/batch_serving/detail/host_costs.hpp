@@ -9,9 +9,10 @@
 // on both sides), so a spin that misses wastes about what blocking costs,
 // and a spin that starts while the other side is being woken still catches
 // its answer: that is what lets a lone caller and its partition fall into
-// step, both spinning, instead of both sleeping on every call. (One round
-// trip is too short on hosts where the measured cost varies 3x from one
-// moment to the next: the bench's host row shows 2.5 or 7.5 µs here.)
+// step, both spinning, instead of both sleeping on every call. (Half a
+// round trip left them asleep in 4 runs of 6 on one host; one was enough
+// there; two leave a margin for hosts whose round trip varies 3x from one
+// measurement to the next: docs/performance.md.)
 // Measured once per process, on first use (a few dozen round trips: well
 // under 10 ms even where waking is slow); servers ask for it when they
 // start, so no call pays it.

@@ -55,8 +55,9 @@ concept call_queue =
   // Moves calls that need no execution (finished, or past their deadline at
   // `now`) into b.skipped / b.expired.
       { q.skip_finished(b, now) };
-  // Forms the next execution: moves up to one batch of items into b.slices.
-      { q.take(b, now) };
+  // Forms the next execution: moves up to one batch of items into b.slices;
+  // returns how many.
+      { q.take(b, now) } -> std::same_as<std::size_t>;
   // Empties the queue into `all` (shutdown).
       { q.take_all(all) };
     };
@@ -125,7 +126,7 @@ class fifo_queue {
   // out.slices: whole calls, then the first part of a call that does not
   // fit (split in whole chunks if it asks for them). Calls that need no
   // execution are skipped on the way.
-  void take(batch<In, Out>& out, clock::time_point now) {
+  std::size_t take(batch<In, Out>& out, clock::time_point now) {
     std::size_t room = batch_size_;
     while (room > 0) {
       skip_finished(out, now);
@@ -150,6 +151,7 @@ class fifo_queue {
     // Calls left behind a full batch start a window of their own now. The
     // rest of a split call keeps its window: its caller has waited already.
     if (head_ != nullptr && head_->taken == 0) head_->window_opened_at = now;
+    return batch_size_ - room;
   }
 
   void take_all(std::vector<call<In, Out>*>& all) {

@@ -461,9 +461,7 @@ class engine final : public intake<In, Out>,
         if (step == next_step::run_batch) {
           last.arrivals_at_take = spinner_.arrivals();
           last.at = clock::now();
-          queue_.take(work, last.at);
-          last.items = 0;
-          for (const auto& s : work.slices) last.items += s.length;
+          last.items = queue_.take(work, last.at);
           if (!work.slices.empty()) partitions_[index].running = &work;
           // More is waiting: let another idle partition look at it.
           if (queue_.queued_items() > 0 && sleeping_ > 0) work_cv_.notify_one();
@@ -514,7 +512,9 @@ class engine final : public intake<In, Out>,
         mu_.lock();
         continue;
       }
-      if (!idle && !caught_up && clock::now() >= queue_.next_due() &&
+      // Not in eager mode: there every queued item is due at once.
+      if (!idle && !caught_up && options_.batch_timeout > clock::duration::zero() &&
+          clock::now() >= queue_.next_due() &&
           waited_behind_execution(last, queue_.window_opened_at(), queue_.queued_items(),
                                   options_.batch_size)) {
         caught_up = true;

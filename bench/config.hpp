@@ -34,6 +34,9 @@ struct config {
   bool distributed_required = false;
   // Progress lines on stderr.
   bool progress = true;
+  // The sync and async scenarios' servers report to the global metrics
+  // registry (what metrics cost, against a run without).
+  bool metrics = false;
 
   std::chrono::milliseconds warmup() const {
     return std::min(duration / 5, std::chrono::milliseconds(100));

@@ -76,6 +76,8 @@ Measures batch_serving against a hand-written naive batcher (bench/naive_batcher
   --memory-requests N    requests the memory scenario queues (default 1000000)
   --distributed-modes L  modes of the distributed scenario, from: slow,single,many,latency
                          (default: all)
+  --metrics              the sync and async scenarios' servers report metrics
+                         (metrics_registry::global()): compare with a run without
   --smoke                every scenario, tiny durations and counts, 1 run (for CI;
                          explicit options still apply)
   --quiet                no progress lines on stderr
@@ -161,6 +163,8 @@ options parse(int argc, char** argv) {
       smoke = true;
     } else if (arg == "--quiet") {
       o.cfg.progress = false;
+    } else if (arg == "--metrics") {
+      o.cfg.metrics = true;
     } else if (arg == "--help" || arg == "-h") {
       o.help = true;
     } else if (arg == "--scenarios") {

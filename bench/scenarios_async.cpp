@@ -43,8 +43,11 @@ async_result summarize(std::size_t items, clock::time_point start, clock::time_p
   return out;
 }
 
-async_result measure_batch_serving(std::size_t items, std::chrono::microseconds timeout) {
-  batch_serving::server srv(squares(), {.batch_size = batch_size, .batch_timeout = timeout});
+async_result measure_batch_serving(const config& cfg, std::size_t items,
+                                   std::chrono::microseconds timeout) {
+  batch_serving::server srv(squares(), {.batch_size = batch_size,
+                                        .batch_timeout = timeout,
+                                        .metrics = metrics_of(cfg)});
   std::vector<batch_serving::future<int>> futures;
   futures.reserve(items);
   const batch_counters before = counters_of(srv);
@@ -107,11 +110,11 @@ void run_async(const config& cfg, reporter& out) {
     std::uint64_t failed = 0;
     // One untimed pass each first: the figures are for a warm process (the
     // call pool grown, the allocator's pages mapped), not for its first burst.
-    measure_batch_serving(cfg.async_items, timeout);
+    measure_batch_serving(cfg, cfg.async_items, timeout);
     measure_naive(cfg.async_items, timeout);
     for (int run = 0; run < cfg.runs; ++run) {
       const auto [a, b] = side_by_side(
-          run, [&] { return measure_batch_serving(cfg.async_items, timeout); },
+          run, [&] { return measure_batch_serving(cfg, cfg.async_items, timeout); },
           [&] { return measure_naive(cfg.async_items, timeout); });
       ours.push_back(a);
       naive.push_back(b);

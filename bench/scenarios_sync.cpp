@@ -21,7 +21,9 @@ constexpr std::size_t batch_size = 64;
 
 loop_result measure_batch_serving(const config& cfg, std::size_t callers,
                                   std::chrono::microseconds timeout) {
-  batch_serving::server srv(squares(), {.batch_size = batch_size, .batch_timeout = timeout});
+  batch_serving::server srv(squares(), {.batch_size = batch_size,
+                                        .batch_timeout = timeout,
+                                        .metrics = metrics_of(cfg)});
   return run_closed_loop(
       callers, cfg.warmup(), cfg.duration,
       [&srv](std::size_t who) {

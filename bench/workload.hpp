@@ -34,6 +34,11 @@ inline int input_for(std::size_t who, std::uint64_t n) {
   return static_cast<int>((who * 7919 + n) % 10'000);
 }
 
+// Where a scenario's server reports metrics: nowhere unless --metrics.
+inline batch_serving::metrics_registry* metrics_of(const config& cfg) {
+  return cfg.metrics ? &batch_serving::metrics_registry::global() : nullptr;
+}
+
 inline batch_serving::serving<int, int> squares() {
   return batch_serving::serving<int, int>([](std::span<const int> xs) { return square_all(xs); });
 }

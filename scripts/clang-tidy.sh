@@ -25,7 +25,8 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_EXPORT_COMPIL
   -DBATCH_SERVING_BUILD_BENCH=OFF >/dev/null
 
 shopt -s nullglob
-files=(src/*.cpp src/redis/*.cpp examples/*.cpp examples/distributed/*.cpp demo/*.cpp
+files=(src/*.cpp src/redis/*.cpp examples/*.cpp examples/distributed/*.cpp
+  examples/live_progress/*.cpp demo/*.cpp
   tests/*_test.cpp tests/asio/*_test.cpp tests/redis/*_test.cpp tests/redis/nodes/*.cpp)
 
 # One file: its findings in one block (so parallel runs do not interleave),

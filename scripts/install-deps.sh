@@ -19,7 +19,15 @@ packages=(
   libmsgpack-cxx-dev  # its codecs
   redis-server        # its tests start their own
   libasio-dev         # the asio completion tokens (batch_serving/asio.hpp)
+  libcpp-httplib-dev  # examples/live_progress
+  chromium            # its browser test (scripts/browser-test.sh)
+  prometheus          # promtool, which checks the metrics text (tests/metrics_test.cpp)
 )
+
+# The browser test also needs node and npm: Debian's unless some node is on
+# PATH already (a newer one from elsewhere would conflict with Debian's npm).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 # The format check needs clang-format 16 or later (.clang-format uses options
 # that 14, Debian 12's default clang-format, rejects): install Debian 12's

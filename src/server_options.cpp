@@ -3,7 +3,9 @@
 
 #include "batch_serving/detail/admission.hpp"
 #include "batch_serving/detail/core_options.hpp"
+#include "batch_serving/detail/telemetry_bridge.hpp"
 #include "batch_serving/error.hpp"
+#include "batch_serving/metrics.hpp"
 
 namespace batch_serving::detail {
 namespace {
@@ -57,6 +59,18 @@ core_options resolve_options(const server_options& options,
                std::to_string(options.shutdown_timeout.count()) + " ms)");
   }
   resolved.shutdown_timeout = saturated(options.shutdown_timeout);
+  for (std::size_t i = 0; i < options.observers.size(); ++i) {
+    if (!options.observers[i]) bad_option("observers[" + std::to_string(i) + "] is null");
+  }
+  if (options.metrics != nullptr) {
+    resolved.metrics = options.metrics->serving(options.name, resolved.batch_size);
+  }
+  if (!options.observers.empty() || resolved.metrics) {
+    auto bridge = std::make_shared<telemetry_bridge>(options.name, resolved.batch_size,
+                                                     options.observers, resolved.metrics);
+    resolved.mapping_spans = bridge->mapping_spans();
+    resolved.extra_observer = std::move(bridge);
+  }
   return resolved;
 }
 

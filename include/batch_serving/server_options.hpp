@@ -9,10 +9,16 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "batch_serving/telemetry.hpp"
 
 namespace batch_serving {
+
+class metrics_registry;
 
 struct server_options {
   // Registers the server process-wide under this name for dispatch by name.
@@ -50,6 +56,12 @@ struct server_options {
   // How long shutdown may spend draining queued and running work before the
   // rest is answered shutting_down.
   std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(30);
+  // Telemetry (telemetry.hpp): called as the server works. A null entry is
+  // an error at start.
+  std::vector<std::shared_ptr<telemetry_observer>> observers{};
+  // Where the server's metrics go (metrics.hpp), usually
+  // &metrics_registry::global(); it must outlive the server. Null: none.
+  metrics_registry* metrics = nullptr;
 };
 
 }  // namespace batch_serving

@@ -102,7 +102,7 @@ class recording_observer final : public detail::observer {
     std::lock_guard lock(mu_);
     seen_.refused.push_back(why);
   }
-  void call_ended(errc why) noexcept override {
+  void call_ended(errc why, std::size_t, detail::clock::time_point) noexcept override {
     std::lock_guard lock(mu_);
     seen_.ended.push_back(why);
   }

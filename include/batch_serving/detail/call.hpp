@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch_serving/call_timing.hpp"
 #include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/call_pool.hpp"
 #include "batch_serving/detail/hook_payload.hpp"
@@ -123,6 +124,32 @@ class call_base {
   // in call<In, Out>. Kept here, where it packs into padding.
   bool in_queue = false;
 
+  // ---- timing (telemetry, call_options::timing) ----------------------------
+
+  // Its caller asked where its time went (time_for_caller). Set by the
+  // intake before the call is queued.
+  bool caller_wants_timing = false;
+  // When the intake queued it. Set only when someone wants timing (an
+  // observer of the server, or its caller); stale otherwise.
+  clock::time_point queued_at{};
+
+  // The caller's call_options::timing, to fill in. Before the call is queued.
+  void time_for_caller(call_timing* timing) {
+    lock_guard guard(lock_);
+    cold_state().timing = timing;
+    caller_wants_timing = true;
+  }
+  // An execution holding items of this call started at `started` and ran
+  // for `ran`: noted for its caller unless the call was answered already
+  // (the caller may be reading it).
+  void note_execution(clock::time_point started, clock::duration ran) noexcept {
+    lock_guard guard(lock_);
+    cold* c = cold_if_any();
+    if (is_finished() || c == nullptr || c->timing == nullptr) return;
+    if (c->timing->executions++ == 0) c->timing->queued = started - queued_at;
+    c->timing->executing += ran;
+  }
+
   // ---- answer --------------------------------------------------------------
 
   // Finishes the call with `e` unless it already finished. Returns true if
@@ -189,6 +216,7 @@ class call_base {
   struct cold {
     virtual ~cold() = default;
     std::optional<error> failure;
+    call_timing* timing = nullptr;  // the caller's, when it asked
     std::shared_ptr<call_canceller> canceller_owner;
     std::optional<std::stop_callback<canceller>> stop;
   };

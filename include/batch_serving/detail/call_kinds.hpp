@@ -104,7 +104,7 @@ class waiting_call : public stored_call<In, Out, Many> {
   completion_flag done_;
 };
 
-// Owner: the client that made the call; it maps answers (call_definition()) and
+// Owner: the client that made the call; it maps answers (map_answer()) and
 // cancels (cancel(call)), and outlives the call through owner_.
 template <class In, class Out, class CallIn, class CallOut, bool Many, class Owner>
 class future_call final
@@ -126,9 +126,7 @@ class future_call final
     return waiting_call<In, Out, Many>::wait_until(deadline);
   }
   bool ready() const noexcept override { return waiting_call<In, Out, Many>::ready(); }
-  result<value_type> take() override {
-    return owner_->call_definition().finish(this->take_answer());
-  }
+  result<value_type> take() override { return owner_->map_answer(this->take_answer()); }
   bool cancel() noexcept override { return owner_->cancel(*this); }
   void drop() noexcept override { this->release(); }
 
@@ -151,7 +149,7 @@ class callback_call final : public stored_call<In, Out, Many> {
  protected:
   void on_complete() noexcept override {
     // Its exception has no caller left to go to (documented on dispatch_async).
-    call_dropping_exceptions(callback_, owner_->call_definition().finish(this->take_answer()));
+    call_dropping_exceptions(callback_, owner_->map_answer(this->take_answer()));
   }
 
  private:

@@ -72,20 +72,22 @@ class client final : public endpoint<CallIn, CallOut>,
   using definition = serving_definition<In, Out, CallIn, CallOut>;
 
   client(std::shared_ptr<const definition> def, std::shared_ptr<intake<In, Out>> target)
-      : def_(std::move(def)), intake_(std::move(target)) {}
+      : def_(std::move(def)),
+        intake_(std::move(target)),
+        spans_(def_->map_in || def_->map_out ? intake_->mapping_spans() : nullptr) {}
 
   result<CallOut> dispatch(CallIn item, const call_options& options) override {
     std::optional<In> input;
-    if (auto bad = def_->to_batch(std::move(item), input)) return *bad;
-    return def_->finish(wait_for<false>(std::move(*input), options));
+    if (auto bad = mapped_inputs(std::move(item), input)) return *bad;
+    return map_answer(wait_for<false>(std::move(*input), options));
   }
 
   result<std::vector<CallOut>> dispatch_many(std::span<const CallIn> items,
                                              const call_options& options) override {
     if (auto bad = bad_batch_size(items.size(), "dispatch_many")) return *bad;
     std::vector<In> inputs;
-    if (auto bad = def_->to_batch(items, inputs)) return *bad;
-    return def_->finish(wait_for<true>(std::move(inputs), options));
+    if (auto bad = mapped_inputs(items, inputs)) return *bad;
+    return map_answer(wait_for<true>(std::move(inputs), options));
   }
 
   // dispatch_many for items the caller gave up (moved through when no
@@ -94,13 +96,13 @@ class client final : public endpoint<CallIn, CallOut>,
                                                    const call_options& options) {
     std::optional<std::vector<In>> inputs;
     if (auto bad = batch_inputs(std::move(items), inputs, "dispatch_many")) return *bad;
-    return def_->finish(wait_for<true>(std::move(*inputs), options));
+    return map_answer(wait_for<true>(std::move(*inputs), options));
   }
 
   future<CallOut> dispatch_async(CallIn item, const call_options& options) override {
     using kind = future_call<In, Out, CallIn, CallOut, false, client>;
     std::optional<In> input;
-    std::optional<error> bad = def_->to_batch(std::move(item), input);
+    std::optional<error> bad = mapped_inputs(std::move(item), input);
     return start_future<kind>(std::move(input), std::move(bad), options);
   }
 
@@ -135,7 +137,7 @@ class client final : public endpoint<CallIn, CallOut>,
   void dispatch_with_callback(CallIn item, const call_options& options, Callback&& done) {
     using kind = callback_call<In, Out, CallIn, CallOut, false, client, std::decay_t<Callback>>;
     std::optional<In> input;
-    std::optional<error> bad = def_->to_batch(std::move(item), input);
+    std::optional<error> bad = mapped_inputs(std::move(item), input);
     start_callback<kind>(std::move(input), std::move(bad), options, std::forward<Callback>(done));
   }
 
@@ -157,8 +159,19 @@ class client final : public endpoint<CallIn, CallOut>,
     start_callback<kind>(std::move(inputs), std::move(bad), options, std::forward<Callback>(done));
   }
 
-  // For the asynchronous calls this client made (see call_kinds.hpp).
-  const definition& call_definition() const noexcept { return *def_; }
+  // The caller's answer, mapped (map_results), and timed for telemetry
+  // when someone asked. Also for the asynchronous calls this client made
+  // (see call_kinds.hpp).
+  template <class Answer>
+  auto map_answer(result<Answer>&& answer) const {
+    if (spans_ == nullptr || !def_->map_out || !answer.ok()) return def_->finish(std::move(answer));
+    std::size_t items = 1;
+    if constexpr (std::is_same_v<Answer, std::vector<Out>>) items = answer->size();
+    const clock::time_point start = clock::now();
+    auto mapped = def_->finish(std::move(answer));
+    spans_->mapping_ran(mapping_phase::map_results, items, clock::now() - start);
+    return mapped;
+  }
   bool cancel(call<In, Out>& c) noexcept { return intake_->cancel(c); }
   void before_blocking_wait(call<In, Out>& c) noexcept { intake_->before_blocking_wait(c); }
 
@@ -192,7 +205,7 @@ class client final : public endpoint<CallIn, CallOut>,
       }
     }
     inputs.emplace();
-    return def_->to_batch(std::span<const CallIn>(items), *inputs);
+    return mapped_inputs(std::span<const CallIn>(items), *inputs);
   }
 
   // Copies (or maps) an explicit batch the caller keeps; a throwing copy
@@ -201,7 +214,7 @@ class client final : public endpoint<CallIn, CallOut>,
                                     std::optional<std::vector<In>>& inputs) const {
     if (auto bad = bad_batch_size(items.size(), "dispatch_many_async")) return bad;
     inputs.emplace();
-    return def_->to_batch(items, *inputs);
+    return mapped_inputs(items, *inputs);
   }
 
   template <class Kind, class Inputs>
@@ -230,8 +243,25 @@ class client final : public endpoint<CallIn, CallOut>,
     c->release();  // the intake's references keep it until it completes
   }
 
+  // The caller's items mapped into `inputs` (map_inputs), timed for
+  // telemetry when someone asked.
+  template <class Items, class Inputs>
+  std::optional<error> mapped_inputs(Items&& items, Inputs& inputs) const {
+    if (spans_ == nullptr || !def_->map_in)
+      return def_->to_batch(std::forward<Items>(items), inputs);
+    std::size_t count = 1;
+    if constexpr (std::is_same_v<std::remove_cvref_t<Items>, std::span<const CallIn>>) {
+      count = items.size();
+    }
+    const clock::time_point start = clock::now();
+    auto bad = def_->to_batch(std::forward<Items>(items), inputs);
+    spans_->mapping_ran(mapping_phase::map_inputs, count, clock::now() - start);
+    return bad;
+  }
+
   std::shared_ptr<const definition> def_;
   std::shared_ptr<intake<In, Out>> intake_;
+  mapping_observer* const spans_;  // null: nobody times the mappings
 };
 
 }  // namespace batch_serving::detail

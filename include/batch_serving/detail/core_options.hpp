@@ -10,6 +10,7 @@
 
 #include "batch_serving/detail/call.hpp"
 #include "batch_serving/detail/observer.hpp"
+#include "batch_serving/detail/serving_metrics.hpp"
 #include "batch_serving/server_options.hpp"
 
 namespace batch_serving::detail {
@@ -25,6 +26,10 @@ struct core_options {
   clock::duration shutdown_timeout{};
   // Reported to besides the server's own counters (metrics, telemetry).
   std::shared_ptr<observer> extra_observer;
+  // Who times the caller-side mappings (null: nobody); part of extra_observer.
+  mapping_observer* mapping_spans = nullptr;
+  // The metrics series the server reports to (null: none), for its gauges.
+  std::shared_ptr<serving_metrics> metrics;
 };
 
 // Validates `options`, applies defaults; throws serving_error

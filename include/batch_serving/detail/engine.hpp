@@ -58,6 +58,7 @@
 #include "batch_serving/detail/intake.hpp"
 #include "batch_serving/detail/mutex.hpp"
 #include "batch_serving/detail/observer.hpp"
+#include "batch_serving/detail/serving_metrics.hpp"
 #include "batch_serving/detail/stats_counters.hpp"
 #include "batch_serving/detail/thread_annotations.hpp"
 #include "batch_serving/error.hpp"
@@ -73,6 +74,7 @@ inline thread_local const void* current_partition_engine = nullptr;
 template <class In, class Out, class Queue = fifo_queue<In, Out>>
   requires call_queue<Queue, In, Out>
 class engine final : public intake<In, Out>,
+                     public gauge_source,
                      public std::enable_shared_from_this<engine<In, Out, Queue>> {
  public:
   // `hooks`: the hook names a streaming serving declared (may be empty).
@@ -125,6 +127,17 @@ class engine final : public intake<In, Out>,
     }
     for (const auto& part : partitions_) own_threads_.push_back(part.thread.get_id());
     state_ = lifecycle::running;
+    lock.unlock();
+    if (options_.metrics) options_.metrics->add_gauges(this->weak_from_this());
+  }
+
+  // For metrics: what waits and what runs, now.
+  gauge_reading read_gauges() const noexcept override {
+    lock_guard lock(mu_);
+    gauge_reading now;
+    now.queued_items = queue_.queued_items();
+    for (const auto& part : partitions_) now.executions_in_flight += part.running != nullptr;
+    return now;
   }
 
   void submit(call<In, Out>& c, const call_options& call_opts) override {
@@ -156,6 +169,11 @@ class engine final : public intake<In, Out>,
                                                   std::to_string(options_.max_queue) + ")"));
       return;
     }
+    // Before the stop callback is armed: a cancellation reads them.
+    if (call_opts.timing != nullptr || observe_.wants_timing()) [[unlikely]] {
+      if (call_opts.timing != nullptr) c.time_for_caller(call_opts.timing);
+      c.queued_at = time.now();
+    }
     // Armed before the call is queued, so that a stop requested from now on
     // always finds it; one that fires right here answers it before it is.
     if (call_opts.stop_token.stop_possible()) {
@@ -175,6 +193,8 @@ class engine final : public intake<In, Out>,
         refused = std::move(no_timer);
       } else {
         wake = queue_.push(c, time.read()) && sleeping_ > 0;
+        if (c.caller_wants_timing) [[unlikely]]
+          callers_want_timing_ = true;
         spinner_.count_arrival();
         observe_.call_queued(c.size());
       }
@@ -194,6 +214,8 @@ class engine final : public intake<In, Out>,
     if (c.has_deadline()) timer_.watch(c);
   }
 
+  mapping_observer* mapping_spans() const noexcept override { return options_.mapping_spans; }
+
   std::optional<error> blocking_wait_refusal() const override {
     if (!on_partition_thread()) return std::nullopt;
     return error(errc::invalid_argument,
@@ -211,7 +233,7 @@ class engine final : public intake<In, Out>,
     if (c.fail(error(errc::invalid_argument,
                      "waited for on a thread of server " + display_name() +
                          " while still queued: that thread would wait for itself"))) {
-      observe_.call_ended(errc::invalid_argument);
+      observe_.call_ended(errc::invalid_argument, c.size(), c.queued_at);
       c.complete();
     }
     c.release();  // the queue's reference
@@ -227,7 +249,7 @@ class engine final : public intake<In, Out>,
     if (!c.try_add_ref()) return false;
     const bool cancelled = c.fail(error(errc::cancelled, "the call was cancelled by its caller"));
     if (cancelled) {
-      observe_.call_ended(errc::cancelled);
+      observe_.call_ended(errc::cancelled, c.size(), c.queued_at);
       settle_early(c);
     }
     c.release();  // may be the last: destroying a stop callback from inside it is allowed
@@ -338,7 +360,7 @@ class engine final : public intake<In, Out>,
                               " shut down before this call finished (shutdown_timeout passed)");
     for (call<In, Out>* c : leftovers) {
       if (c->fail(shut_down)) {
-        observe_.call_ended(errc::shutting_down);
+        observe_.call_ended(errc::shutting_down, c->size(), c->queued_at);
         c->complete();
       }
       c->release();
@@ -455,6 +477,7 @@ class engine final : public intake<In, Out>,
     last_take last;
     while (true) {
       next_step step;
+      execution_notes notes;
       {
         unique_lock lock(mu_, adaptively);
         step = wait_for_work(work, last);
@@ -462,6 +485,9 @@ class engine final : public intake<In, Out>,
           last.arrivals_at_take = spinner_.arrivals();
           last.at = clock::now();
           last.items = queue_.take(work, last.at);
+          if (observe_.wants_timing() || callers_want_timing_) [[unlikely]] {
+            notes = notes_for(last.items);
+          }
           if (!work.slices.empty()) partitions_[index].running = &work;
           // More is waiting: let another idle partition look at it.
           if (queue_.queued_items() > 0 && sleeping_ > 0) work_cv_.notify_one();
@@ -470,11 +496,27 @@ class engine final : public intake<In, Out>,
       settle_skipped(work);
       if (step == next_step::exit) return;
       if (work.slices.empty()) continue;  // settling only, or all it reached had finished
-      executor.run(work.slices);
+      executor.run(work.slices, notes);
       retire(index);
       for (const auto& s : work.slices) s.target->release();
       work.slices.clear();
     }
+  }
+
+  // What closed the batch just taken (`items` of it), for whoever times it.
+  execution_notes notes_for(std::size_t items) const BATCH_SERVING_REQUIRES(mu_) {
+    execution_notes notes;
+    notes.timed_for_callers = callers_want_timing_;
+    if (state_ == lifecycle::draining) {
+      notes.trigger = batch_trigger::drain;
+    } else if (items >= options_.batch_size) {
+      notes.trigger = batch_trigger::full;
+    } else if (options_.batch_timeout == clock::duration::zero()) {
+      notes.trigger = batch_trigger::eager;
+    } else {
+      notes.trigger = batch_trigger::timeout;
+    }
+    return notes;
   }
 
   void retire(std::size_t index) {
@@ -568,7 +610,7 @@ class engine final : public intake<In, Out>,
   void settle_skipped(batch<In, Out>& work) {
     for (call<In, Out>* c : work.expired) {
       if (c->fail(deadline_passed())) {
-        observe_.call_ended(errc::timeout);
+        observe_.call_ended(errc::timeout, c->size(), c->queued_at);
         c->complete();
       }
       c->release();
@@ -582,7 +624,7 @@ class engine final : public intake<In, Out>,
   void time_out(call_base& watched) {
     auto& c = static_cast<call<In, Out>&>(watched);  // only submit() watches calls
     if (!c.fail(deadline_passed())) return;
-    observe_.call_ended(errc::timeout);
+    observe_.call_ended(errc::timeout, c.size(), c.queued_at);
     settle_early(c);
   }
 
@@ -636,6 +678,9 @@ class engine final : public intake<In, Out>,
   Queue queue_ BATCH_SERVING_GUARDED_BY(mu_);
   lifecycle state_ BATCH_SERVING_GUARDED_BY(mu_) = lifecycle::starting;
   std::size_t sleeping_ BATCH_SERVING_GUARDED_BY(mu_) = 0;  // partitions waiting on work_cv_
+  // A caller asked for call_options::timing once: executions look at their
+  // calls for it from then on.
+  bool callers_want_timing_ BATCH_SERVING_GUARDED_BY(mu_) = false;
   idle_spinner spinner_;  // its arrivals counter is bumped under mu_
   clock::time_point drain_deadline_ BATCH_SERVING_GUARDED_BY(mu_){};
   std::size_t inits_done_ BATCH_SERVING_GUARDED_BY(mu_) = 0;

@@ -31,6 +31,13 @@
 
 namespace batch_serving::detail {
 
+// What the engine knows of a batch it hands to an execution.
+struct execution_notes {
+  batch_trigger trigger = batch_trigger::full;
+  // Some call since the server started asked for call_options::timing.
+  bool timed_for_callers = false;
+};
+
 template <class In, class Out>
 class execution {
  public:
@@ -44,18 +51,25 @@ class execution {
         where_(where),
         hooks_(hooks),
         isolate_failures_(isolate_failures),
-        observer_(observer) {}
+        observer_(observer),
+        observer_timed_(observer.wants_timing()) {}
 
   // Runs the batch function on the slices' items (moved out of their calls)
   // and answers each slice; completes the calls this finishes. Blocks for
   // the batch function; reuses its buffers (no allocation once they grew).
   // A slice whose items cannot be moved into the batch (their move throws)
   // fails on its own (execution_failed); the others run without it.
-  void run(std::span<const slice<In, Out>> all) {
+  // `notes`: what closed the batch, for whoever times it.
+  void run(std::span<const slice<In, Out>> all, const execution_notes& notes = {}) {
     const std::span<const slice<In, Out>> slices = gather_inputs(all);
     if (slices.empty()) return;
+    trigger_ = notes.trigger;
+    callers_want_timing_ = false;
+    if (notes.timed_for_callers) [[unlikely]] {
+      for (const auto& s : slices) callers_want_timing_ |= s.target->caller_wants_timing;
+    }
     hook_router hooks(hooks_, slices, observer_);
-    const std::optional<error> failure = run_once(inputs_, &hooks, /*rerun=*/false);
+    const std::optional<error> failure = run_once(inputs_, slices, &hooks, /*rerun=*/false);
     if (!failure) {
       deliver(slices);
     } else if (isolate_failures_ && slices.size() > 1) {
@@ -114,11 +128,43 @@ class execution {
   }
 
   // One run of the batch function on `inputs`, reported.
-  std::optional<error> run_once(std::span<const In> inputs, hook_sink* hooks, bool rerun) {
+  // Timed (clock read around it) only when an observer or a caller asked.
+  std::optional<error> run_once(std::span<const In> inputs, std::span<const slice<In, Out>> slices,
+                                hook_sink* hooks, bool rerun) {
+    if (observer_timed_ || callers_want_timing_) [[unlikely]] {
+      return run_timed(inputs, slices, hooks, rerun);
+    }
     execution_context ctx(where_, inputs.size(), hooks);
     outputs_.clear();
     std::optional<error> failure = run_batch(handler_, inputs, ctx, outputs_);
     observer_.execution_ran({inputs.size(), failure.has_value(), rerun});
+    return failure;
+  }
+
+  // run_once, with the clock read around the batch function.
+  [[gnu::noinline]] std::optional<error> run_timed(std::span<const In> inputs,
+                                                   std::span<const slice<In, Out>> slices,
+                                                   hook_sink* hooks, bool rerun) {
+    execution_context ctx(where_, inputs.size(), hooks);
+    outputs_.clear();
+    execution_record run{.items = inputs.size(),
+                         .rerun = rerun,
+                         .partition = where_.index,
+                         .calls = slices.size(),
+                         .trigger = trigger_};
+    const clock::time_point started = clock::now();
+    // Slices are in queue order: the first holds the oldest item.
+    run.queue_wait = started - slices.front().target->queued_at;
+    if (observer_timed_) observer_.execution_started(run);
+    std::optional<error> failure = run_batch(handler_, inputs, ctx, outputs_);
+    run.duration = clock::now() - started;
+    run.failed = failure.has_value();
+    observer_.execution_ran(run);
+    if (callers_want_timing_) {
+      for (const auto& s : slices) {
+        if (s.target->caller_wants_timing) s.target->note_execution(started, run.duration);
+      }
+    }
     return failure;
   }
 
@@ -143,7 +189,8 @@ class execution {
     const std::span<const slice<In, Out>> halves[] = {slices.first(cut), slices.subspan(cut)};
     for (int h = 0; h < 2; ++h) {
       // Re-runs emit nothing: their hook events went out with the first run.
-      const std::optional<error> half_failure = run_once(halves_inputs[h], nullptr, /*rerun=*/true);
+      const std::optional<error> half_failure =
+          run_once(halves_inputs[h], halves[h], nullptr, /*rerun=*/true);
       if (half_failure) {
         isolate(halves_inputs[h], halves[h], *half_failure);
       } else {
@@ -163,7 +210,11 @@ class execution {
       s.target->after_delivery();
       if (finished) {
         // A stream's ordered failure may finish it here.
-        if (s.target->failed()) observer_.call_ended(errc::execution_failed);
+        if (s.target->failed()) {
+          observer_.call_ended(errc::execution_failed, s.target->size(), s.target->queued_at);
+        } else if (observer_timed_) {
+          observer_.call_answered(s.target->size(), s.target->queued_at);
+        }
         s.target->complete();
       }
     }
@@ -174,7 +225,7 @@ class execution {
       const bool finished = s.target->fail_slice(s.offset, failure);
       s.target->after_delivery();
       if (finished) {
-        observer_.call_ended(errc::execution_failed);
+        observer_.call_ended(errc::execution_failed, s.target->size(), s.target->queued_at);
         s.target->complete();
       }
     }
@@ -213,6 +264,9 @@ class execution {
   const std::vector<std::string>& hooks_;
   const bool isolate_failures_;
   execution_observer& observer_;
+  const bool observer_timed_;
+  bool callers_want_timing_ = false;  // of the batch being run
+  batch_trigger trigger_ = batch_trigger::full;
   std::vector<In> inputs_;
   std::vector<Out> outputs_;
   std::vector<slice<In, Out>> kept_;  // the slices of a batch that lost some

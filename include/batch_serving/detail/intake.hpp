@@ -25,6 +25,7 @@
 
 #include "batch_serving/call_options.hpp"
 #include "batch_serving/detail/call.hpp"
+#include "batch_serving/detail/observer.hpp"
 #include "batch_serving/error.hpp"
 
 namespace batch_serving::detail {
@@ -58,6 +59,10 @@ class intake : public call_canceller {
   // that must run it), answers `c` invalid_argument at once instead.
   // Thread-safe; never blocks on executions.
   virtual void before_blocking_wait(call<In, Out>& c) noexcept { static_cast<void>(c); }
+
+  // Who times the caller-side mappings of calls to this intake, if anyone.
+  // Constant for the intake's life, which it outlives.
+  virtual mapping_observer* mapping_spans() const noexcept { return nullptr; }
 };
 
 }  // namespace batch_serving::detail

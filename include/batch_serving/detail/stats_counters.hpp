@@ -33,7 +33,7 @@ class stats_counters final : public observer {
     }
   }
 
-  void call_ended(errc why) noexcept override {
+  void call_ended(errc why, std::size_t, clock::time_point) noexcept override {
     switch (why) {
       case errc::execution_failed: bump(calls_failed_); break;
       case errc::timeout: bump(calls_timed_out_); break;

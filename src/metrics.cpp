@@ -36,15 +36,13 @@ std::size_t slot(errc code) noexcept {
 }
 
 // 1 us to 10 s in 1-2.5-5 steps: queue waits of eager servers and
-// executions of models both land in the middle somewhere.
+// executions of models both land in the middle somewhere. Written out, so
+// that the labels are exactly these numbers.
 std::vector<double> seconds_buckets() {
-  std::vector<double> bounds;
-  for (double decade = 1e-6; decade < 10; decade *= 10) {
-    for (double step : {1.0, 2.5, 5.0}) bounds.push_back(decade * step);
-  }
-  bounds.push_back(10);
-  return bounds;
+  return {1e-6, 2.5e-6, 5e-6,   1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+          5e-3, 1e-2,   2.5e-2, 5e-2, 0.1,    0.25, 0.5,  1,      2.5,  5,    10};
 }
+constexpr double ns_per_second = 1e9;
 
 // Powers of two up to the first at or above batch_size, and batch_size
 // itself: a full batch is its own bucket.
@@ -121,26 +119,30 @@ void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
 
 // ---- histogram ---------------------------------------------------------------
 
-histogram::histogram(std::vector<double> upper_bounds)
-    : upper_bounds_(std::move(upper_bounds)),
-      buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(upper_bounds_.size() + 1)) {}
+histogram::histogram(std::vector<double> rendered_bounds, double scale)
+    : rendered_bounds_(std::move(rendered_bounds)),
+      scale_(scale),
+      buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(rendered_bounds_.size() + 1)) {
+  for (double bound : rendered_bounds_) upper_bounds_.push_back(bound * scale_);
+}
 
-void histogram::observe(double value) noexcept {
+void histogram::observe(std::uint64_t value) noexcept {
   // The first bound at or above the value (le is inclusive); past the last: +Inf.
-  const auto at = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value);
+  const auto at =
+      std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), static_cast<double>(value));
   bump(buckets_[static_cast<std::size_t>(at - upper_bounds_.begin())]);
-  sum_.fetch_add(value, std::memory_order_relaxed);
+  bump(sum_, value);
 }
 
 histogram::snapshot histogram::read() const {
   snapshot s;
-  s.upper_bounds = upper_bounds_;
+  s.upper_bounds = rendered_bounds_;
   std::uint64_t running = 0;
   for (std::size_t i = 0; i <= upper_bounds_.size(); ++i) {
     running += detail::read(buckets_[i]);
     s.cumulative.push_back(running);
   }
-  s.sum = sum_.load(std::memory_order_relaxed);
+  s.sum = static_cast<double>(detail::read(sum_)) / scale_;
   return s;
 }
 
@@ -149,11 +151,11 @@ histogram::snapshot histogram::read() const {
 serving_metrics::serving_metrics(std::string name, std::size_t batch_size)
     : name_(std::move(name)),
       batch_size_(batch_size),
-      batch_size_histogram_(batch_size_buckets(batch_size)),
-      fill_ratio_(fill_ratio_buckets()),
-      queue_wait_(seconds_buckets()),
-      execution_seconds_(seconds_buckets()),
-      call_latency_(seconds_buckets()) {}
+      batch_size_histogram_(batch_size_buckets(batch_size), 1),
+      fill_ratio_(fill_ratio_buckets(), static_cast<double>(batch_size)),
+      queue_wait_(seconds_buckets(), ns_per_second),
+      execution_seconds_(seconds_buckets(), ns_per_second),
+      call_latency_(seconds_buckets(), ns_per_second) {}
 
 void serving_metrics::call_queued(std::size_t items) noexcept {
   bump(calls_);
@@ -162,26 +164,26 @@ void serving_metrics::call_queued(std::size_t items) noexcept {
 
 void serving_metrics::call_refused(errc code) noexcept { bump(refused_[slot(code)]); }
 
-void serving_metrics::call_failed(errc code, double latency_seconds) noexcept {
+void serving_metrics::call_failed(errc code, std::uint64_t latency_ns) noexcept {
   bump(failed_[slot(code)]);
-  call_latency_.observe(latency_seconds);
+  call_latency_.observe(latency_ns);
 }
 
-void serving_metrics::call_answered(double latency_seconds) noexcept {
-  call_latency_.observe(latency_seconds);
+void serving_metrics::call_answered(std::uint64_t latency_ns) noexcept {
+  call_latency_.observe(latency_ns);
 }
 
 void serving_metrics::execution_started(std::size_t items, batch_trigger trigger,
-                                        double queue_wait_seconds) noexcept {
+                                        std::uint64_t queue_wait_ns) noexcept {
   bump(executions_[static_cast<std::size_t>(trigger) % executions_.size()]);
-  batch_size_histogram_.observe(static_cast<double>(items));
-  fill_ratio_.observe(static_cast<double>(items) / static_cast<double>(batch_size_));
-  queue_wait_.observe(queue_wait_seconds);
+  batch_size_histogram_.observe(items);
+  fill_ratio_.observe(items);
+  queue_wait_.observe(queue_wait_ns);
 }
 
-void serving_metrics::execution_finished(bool failed, double seconds) noexcept {
+void serving_metrics::execution_finished(bool failed, std::uint64_t duration_ns) noexcept {
   if (failed) bump(failed_executions_);
-  execution_seconds_.observe(seconds);
+  execution_seconds_.observe(duration_ns);
 }
 
 void serving_metrics::add_gauges(std::weak_ptr<const gauge_source> source) {

@@ -17,22 +17,14 @@
 
 #include "batch_serving/server.hpp"
 #include "support/controlled_function.hpp"
+#include "support/squares.hpp"
 
 namespace bs = batch_serving;
 using namespace std::chrono_literals;
 
 namespace {
 
-bs::serving<int, int> squares() {
-  return bs::serving<int, int>([](std::span<const int> xs) {
-    std::vector<int> out;
-    for (int x : xs) {
-      if (x < 0) throw std::runtime_error("negative");
-      out.push_back(x * x);
-    }
-    return out;
-  });
-}
+bs::serving<int, int> squares() { return bs::testing::squares_failing_on_negatives(); }
 
 // Sample name with labels -> value, from the text format.
 std::map<std::string, double> samples_of(const std::string& text) {

@@ -15,6 +15,7 @@
 
 #include "batch_serving/server.hpp"
 #include "support/controlled_function.hpp"
+#include "support/squares.hpp"
 
 namespace bs = batch_serving;
 using namespace std::chrono_literals;
@@ -72,16 +73,7 @@ class recording_telemetry final : public bs::telemetry_observer {
   std::vector<bs::errc> refused_;
 };
 
-bs::serving<int, int> squares() {
-  return bs::serving<int, int>([](std::span<const int> xs) {
-    std::vector<int> out;
-    for (int x : xs) {
-      if (x < 0) throw std::runtime_error("negative");
-      out.push_back(x * x);
-    }
-    return out;
-  });
-}
+bs::serving<int, int> squares() { return bs::testing::squares_failing_on_negatives(); }
 
 // Squares after sleeping `pause`: an execution that lasts at least that long.
 bs::serving<int, int> slow_squares(std::chrono::milliseconds pause) {

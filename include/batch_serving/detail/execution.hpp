@@ -157,7 +157,8 @@ class execution {
     run.queue_wait = started - slices.front().target->queued_at;
     if (observer_timed_) observer_.execution_started(run);
     std::optional<error> failure = run_batch(handler_, inputs, ctx, outputs_);
-    run.duration = clock::now() - started;
+    finished_at_ = clock::now();
+    run.duration = finished_at_ - started;
     run.failed = failure.has_value();
     observer_.execution_ran(run);
     if (callers_want_timing_) {
@@ -213,7 +214,7 @@ class execution {
         if (s.target->failed()) {
           observer_.call_ended(errc::execution_failed, s.target->size(), s.target->queued_at);
         } else if (observer_timed_) {
-          observer_.call_answered(s.target->size(), s.target->queued_at);
+          observer_.call_answered(s.target->size(), finished_at_ - s.target->queued_at);
         }
         s.target->complete();
       }
@@ -267,6 +268,7 @@ class execution {
   const bool observer_timed_;
   bool callers_want_timing_ = false;  // of the batch being run
   batch_trigger trigger_ = batch_trigger::full;
+  clock::time_point finished_at_{};  // when the last timed run ended: its calls' answer time
   std::vector<In> inputs_;
   std::vector<Out> outputs_;
   std::vector<slice<In, Out>> kept_;  // the slices of a batch that lost some

@@ -46,8 +46,8 @@ class execution_observer {
   // an error: execution_failed, timeout, cancelled, shutting_down or
   // invalid_argument.
   virtual void call_ended(errc why, std::size_t items, clock::time_point queued_at) noexcept = 0;
-  // Timed: a call that was queued at `queued_at` got its results.
-  virtual void call_answered(std::size_t /*items*/, clock::time_point /*queued_at*/) noexcept {}
+  // Timed: a call got its results, `latency` after it was queued.
+  virtual void call_answered(std::size_t /*items*/, clock::duration /*latency*/) noexcept {}
   // The batch function emitted a hook nobody wants; it was dropped.
   virtual void hook_dropped() noexcept = 0;
 
@@ -106,9 +106,9 @@ class observer_tee final : public observer {
     first_.call_ended(why, items, queued_at);
     if (second_ != nullptr) second_->call_ended(why, items, queued_at);
   }
-  void call_answered(std::size_t items, clock::time_point queued_at) noexcept override {
-    first_.call_answered(items, queued_at);
-    if (second_ != nullptr) second_->call_answered(items, queued_at);
+  void call_answered(std::size_t items, clock::duration latency) noexcept override {
+    first_.call_answered(items, latency);
+    if (second_ != nullptr) second_->call_answered(items, latency);
   }
   void execution_started(const execution_record& run) noexcept override {
     first_.execution_started(run);

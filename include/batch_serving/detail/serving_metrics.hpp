@@ -20,25 +20,32 @@
 
 namespace batch_serving::detail {
 
-// A Prometheus histogram: fixed upper bounds, a count per bucket (not
-// cumulative here; render() sums them), a count and a sum.
+// A Prometheus histogram over integer observations (nanoseconds, items):
+// fixed upper bounds in the same units, a count per bucket (not cumulative
+// here; read() sums them), a count and a sum, all plain integer atomics (no
+// compare-exchange loop on the hot path). `scale` turns the units into the
+// rendered ones: 1e9 for nanoseconds as seconds, batch_size for items as a
+// fill ratio.
 class histogram {
  public:
-  explicit histogram(std::vector<double> upper_bounds);
+  // `rendered_bounds`: the upper bounds as rendered (seconds, a ratio).
+  histogram(std::vector<double> rendered_bounds, double scale);
 
-  void observe(double value) noexcept;
+  void observe(std::uint64_t value) noexcept;
 
   struct snapshot {
-    std::vector<double> upper_bounds;
+    std::vector<double> upper_bounds;       // rendered units
     std::vector<std::uint64_t> cumulative;  // one per bound, then +Inf (the count)
-    double sum = 0;
+    double sum = 0;                         // rendered units
   };
   snapshot read() const;
 
  private:
-  const std::vector<double> upper_bounds_;
+  const std::vector<double> rendered_bounds_;
+  const double scale_;
+  std::vector<double> upper_bounds_;  // observed units: rendered_bounds_ * scale_
   std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // upper_bounds_.size() + 1 (+Inf)
-  std::atomic<double> sum_{0};
+  std::atomic<std::uint64_t> sum_{0};
 };
 
 // What a server shows as gauges, read when the metrics are rendered.
@@ -65,13 +72,14 @@ class serving_metrics {
   const std::string& name() const noexcept { return name_; }
   std::size_t batch_size() const noexcept { return batch_size_; }
 
+  // Durations in nanoseconds.
   void call_queued(std::size_t items) noexcept;
   void call_refused(errc code) noexcept;
-  void call_failed(errc code, double latency_seconds) noexcept;
-  void call_answered(double latency_seconds) noexcept;
+  void call_failed(errc code, std::uint64_t latency_ns) noexcept;
+  void call_answered(std::uint64_t latency_ns) noexcept;
   void execution_started(std::size_t items, batch_trigger trigger,
-                         double queue_wait_seconds) noexcept;
-  void execution_finished(bool failed, double seconds) noexcept;
+                         std::uint64_t queue_wait_ns) noexcept;
+  void execution_finished(bool failed, std::uint64_t duration_ns) noexcept;
 
   // A server reporting here; it is read while it lives.
   void add_gauges(std::weak_ptr<const gauge_source> source);

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,30 +53,33 @@ class telemetry_bridge final : public observer, public mapping_observer {
   }
 
   void call_ended(errc why, std::size_t items, clock::time_point queued_at) noexcept override {
-    const auto latency = since(queued_at);
-    if (metrics_) metrics_->call_failed(why, seconds(latency));
+    const auto latency = nanoseconds(clock::now() - queued_at);
+    if (metrics_) metrics_->call_failed(why, count(latency));
+    if (observers_.empty()) return;
     const call_span span{serving_, items, why, latency};
     for (const auto& o : observers_) o->call_finished(span);
   }
 
-  void call_answered(std::size_t items, clock::time_point queued_at) noexcept override {
-    const auto latency = since(queued_at);
-    if (metrics_) metrics_->call_answered(seconds(latency));
-    const call_span span{serving_, items, std::nullopt, latency};
+  void call_answered(std::size_t items, clock::duration latency) noexcept override {
+    if (metrics_) metrics_->call_answered(count(latency));
+    if (observers_.empty()) return;
+    const call_span span{serving_, items, std::nullopt, nanoseconds(latency)};
     for (const auto& o : observers_) o->call_finished(span);
   }
 
   void execution_started(const execution_record& run) noexcept override {
     // A failure-isolation re-run's items were counted with the first run.
     if (metrics_ && !run.rerun) {
-      metrics_->execution_started(run.items, run.trigger, seconds(run.queue_wait));
+      metrics_->execution_started(run.items, run.trigger, count(run.queue_wait));
     }
+    if (observers_.empty()) return;
     const execution_span span = to_span(run);
     for (const auto& o : observers_) o->execution_started(span);
   }
 
   void execution_ran(const execution_record& run) noexcept override {
-    if (metrics_) metrics_->execution_finished(run.failed, seconds(run.duration));
+    if (metrics_) metrics_->execution_finished(run.failed, count(run.duration));
+    if (observers_.empty()) return;
     const execution_span span = to_span(run);
     for (const auto& o : observers_) o->execution_finished(span);
   }
@@ -84,11 +88,14 @@ class telemetry_bridge final : public observer, public mapping_observer {
   void hook_dropped() noexcept override {}
 
  private:
-  static std::chrono::nanoseconds since(clock::time_point t) noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t);
+  static std::chrono::nanoseconds nanoseconds(clock::duration d) noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
   }
-  static double seconds(clock::duration d) noexcept {
-    return std::chrono::duration<double>(d).count();
+  // For metrics: a duration in nanoseconds, negative ones (a clock read
+  // before another thread's) as zero.
+  static std::uint64_t count(clock::duration d) noexcept {
+    const auto ns = nanoseconds(d).count();
+    return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
   }
 
   execution_span to_span(const execution_record& run) const noexcept {
@@ -99,8 +106,8 @@ class telemetry_bridge final : public observer, public mapping_observer {
     span.items = run.items;
     span.calls = run.calls;
     span.trigger = run.trigger;
-    span.queue_wait = std::chrono::duration_cast<std::chrono::nanoseconds>(run.queue_wait);
-    span.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(run.duration);
+    span.queue_wait = nanoseconds(run.queue_wait);
+    span.duration = nanoseconds(run.duration);
     span.failed = run.failed;
     span.rerun = run.rerun;
     return span;

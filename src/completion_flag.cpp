@@ -38,12 +38,18 @@ void wake_all_on_address(std::atomic<std::uint32_t>& word) noexcept {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
           nullptr, 0);
 }
+
+void wake_one_on_address(std::atomic<std::uint32_t>& word) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
+}
 #else
 void wait_on_address(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                      std::chrono::nanoseconds) noexcept {
   word.wait(expected);  // portable fallback: no timed wait, callers poll
 }
 void wake_all_on_address(std::atomic<std::uint32_t>& word) noexcept { word.notify_all(); }
+void wake_one_on_address(std::atomic<std::uint32_t>& word) noexcept { word.notify_one(); }
 #endif
 
 namespace {

@@ -63,6 +63,7 @@ class manual_executor {
     posted_.fetch_add(1);
     posted_.notify_all();
   }
+  int posted() const { return posted_.load(); }
   void wait_for(int n) const {
     for (int p = posted_.load(); p < n; p = posted_.load()) posted_.wait(p);
   }
@@ -208,6 +209,28 @@ TEST(CoroutineTest, ResumesOnAUserExecutorThroughExecute) {
   ASSERT_TRUE(t.finished());
   EXPECT_EQ(out.answer->value(), 36);
   EXPECT_EQ(out.thread, std::this_thread::get_id());
+}
+
+TEST(CoroutineTest, OneExecutionsCallersShareOnePostToAnExecutorPassedByReference) {
+  manual_executor ex;
+  held_server held;  // batch_size 4: the four calls queued behind it share one execution
+  std::vector<int> resumed;  // appended in the thread that runs the executor's work
+  std::vector<task> tasks;
+  for (int x = 1; x <= 4; ++x) {
+    tasks.push_back([](bs::server<int, int>& s, manual_executor& e, int v,
+                       std::vector<int>& order) -> task {
+      const bs::result<int> r = co_await bs::co_dispatch(s, v, e);
+      order.push_back(r.ok() && *r == v * v ? v : -v);
+    }(held.srv, ex, x, resumed));
+    tasks.back().start();
+  }
+  held.release();
+  ex.wait_for(1);
+  for (const auto& t : tasks) EXPECT_FALSE(t.finished());  // all wait on that one post
+  ex.run_all();
+  for (const auto& t : tasks) ASSERT_TRUE(t.finished());
+  EXPECT_EQ(ex.posted(), 1);
+  EXPECT_EQ(resumed, (std::vector<int>{1, 2, 3, 4}));  // in the order they were answered
 }
 
 TEST(CoroutineTest, ResumesOnAUserExecutorThroughPost) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -57,6 +58,66 @@ TEST(ResumePoolTest, ResumesAWholeExecutionsCallersOnItsThreads) {
   EXPECT_EQ(right.load(), n);
   EXPECT_EQ(on_pool.load(), n);
   (void)blocker.get();
+}
+
+TEST(ResumePoolTest, OneThreadTakesAWholeExecutionsCallersInOneHandOff) {
+  // The partition hands the pool all 64 callers of an execution at once
+  // (resume_batch.hpp): one pool thread resumes them all, in the order they
+  // were answered, rather than a second thread woken for the last few.
+  controlled_function fn;
+  bs::server srv(bs::testing::serving_of(fn), {.batch_size = 64, .batch_timeout = 0us});
+  open_on_exit release{fn.released};
+  bs::resume_pool pool(2);
+  auto blocker = bs::testing::block_executor(srv, fn);
+  constexpr int n = 64;
+  std::vector<std::thread::id> threads(n);
+  std::vector<int> order;  // appended by the one thread that resumes them
+  order.reserve(n);
+  std::vector<task> tasks;
+  for (int i = 0; i < n; ++i) {
+    tasks.push_back([](bs::server<int, int>& s, bs::resume_pool& p, int x, std::thread::id& on,
+                       std::vector<int>& seen) -> task {
+      auto r = co_await bs::co_dispatch(s, x, p);
+      on = std::this_thread::get_id();
+      seen.push_back(r.ok() && *r == x * x ? x : -1);
+    }(srv, pool, i, threads[static_cast<std::size_t>(i)], order));
+    tasks.back().start();
+  }
+  fn.released.open();
+  for (auto& t : tasks) t.wait();
+  for (const auto& id : threads) EXPECT_EQ(id, threads.front());
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
+  (void)blocker.get();
+}
+
+TEST(ResumePoolTest, ACoroutineThatRunsLongDoesNotHoldBackTheOthers) {
+  // Pool of 2: while one pool thread is inside a coroutine that waits (for
+  // `go`, opened only by the second coroutine), the second coroutine's
+  // answer must reach the other pool thread. Hangs if it does not.
+  bs::server srv(bs::serving<int, int>([](std::span<const int> xs) {
+                   return std::vector<int>(xs.begin(), xs.end());
+                 }),
+                 {.batch_size = 1, .batch_timeout = 0us});
+  bs::resume_pool pool(2);
+  bs::testing::gate go;
+  std::atomic<bool> first_running{false};
+  task first = [](bs::server<int, int>& s, bs::resume_pool& p, bs::testing::gate& g,
+                  std::atomic<bool>& running) -> task {
+    (void)co_await bs::co_dispatch(s, 1, p);
+    running = true;
+    running.notify_all();
+    g.wait();  // holds this pool thread
+  }(srv, pool, go, first_running);
+  first.start();
+  first_running.wait(false);
+  task second = [](bs::server<int, int>& s, bs::resume_pool& p, bs::testing::gate& g) -> task {
+    (void)co_await bs::co_dispatch(s, 2, p);
+    g.open();
+  }(srv, pool, go);
+  second.start();
+  second.wait();
+  first.wait();
 }
 
 namespace {

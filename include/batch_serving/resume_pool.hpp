@@ -9,8 +9,12 @@
 //   assert(pool.owns_this_thread());      // it resumed on one of the pool's threads
 //
 // Each waiting coroutine's link lives in its own frame: handing it to the
-// pool allocates nothing. A pool thread spins ~20 µs for more work before it
-// sleeps. An exception that escapes a resumed coroutine (its promise's
+// pool allocates nothing. One idle pool thread at a time spins for more
+// work, for about what blocking costs on this host, before it sleeps. The
+// callers of one execution resume one after another on one thread, so a
+// coroutine that runs long there holds back the rest of its execution's
+// callers, never the next execution's (the spinner, or a woken thread,
+// takes those). An exception that escapes a resumed coroutine (its promise's
 // unhandled_exception rethrew) is dropped; the pool goes on.
 //
 // Lifetime: the destructor lets the threads resume what is queued, joins

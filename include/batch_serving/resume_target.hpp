@@ -16,9 +16,11 @@
 // - any executor: an object with `execute(f)` or `post(f)` taking a nullary
 //   callable. Passed as an lvalue it is used by reference (keep it alive until
 //   the coroutine resumed); passed as an rvalue it is moved into the awaiter
-//   (for handle-like executors). One execute/post per call: its cost, and
+//   (for handle-like executors). By reference, the callers one execution
+//   answers share one execute/post, which resumes them one after another in
+//   the order they were answered; by value, one per call. Its cost, and
 //   whether it allocates, is the executor's. If execute/post throws, the
-//   coroutine resumes on the completing thread rather than never.
+//   coroutines resume on the completing thread rather than never.
 // - nothing: the process-wide resume_pool::shared(), so that by default no
 //   user code runs on a partition thread.
 //
@@ -45,6 +47,7 @@ struct resume_function {
   std::coroutine_handle<> handle;
   void operator()() const { handle.resume(); }
 };
+
 }  // namespace detail
 
 // An executor a coroutine can resume on: `e.execute(f)` or `e.post(f)`.

@@ -31,6 +31,9 @@ struct last_take {
   clock::time_point at{};              // when it was taken
   std::size_t items = 0;               // items it held: callers who may come back
   std::uint64_t arrivals_at_take = 0;  // the engine's arrival count then
+  // Nothing was left queued behind it, and nothing came while it ran: its
+  // callers are a closed loop (they call again once answered).
+  bool closed_loop = false;
 };
 
 // Whether a due, not full batch at the head of the queue (its window opened

@@ -27,6 +27,7 @@ namespace batch_serving::detail {
 void wait_on_address(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                      std::chrono::nanoseconds timeout) noexcept;  // timeout < 0: none
 void wake_all_on_address(std::atomic<std::uint32_t>& word) noexcept;
+void wake_one_on_address(std::atomic<std::uint32_t>& word) noexcept;
 
 // Threads in completion_flag::wait or wait_until right now, in the process
 // (blocking callers): with as many as there are cores, nobody should spin.

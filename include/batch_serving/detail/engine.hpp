@@ -485,6 +485,7 @@ class engine final : public intake<In, Out>,
           last.arrivals_at_take = spinner_.arrivals();
           last.at = clock::now();
           last.items = queue_.take(work, last.at);
+          last.closed_loop = queue_.queued_items() == 0;
           if (observe_.wants_timing() || callers_want_timing_) [[unlikely]] {
             notes = notes_for(last.items);
           }
@@ -497,6 +498,8 @@ class engine final : public intake<In, Out>,
       if (step == next_step::exit) return;
       if (work.slices.empty()) continue;  // settling only, or all it reached had finished
       executor.run(work.slices, notes);
+      // A hint: read without the lock, before the callers answered can be back.
+      last.closed_loop = last.closed_loop && spinner_.arrivals() == last.arrivals_at_take;
       retire(index);
       for (const auto& s : work.slices) s.target->release();
       work.slices.clear();
@@ -547,7 +550,7 @@ class engine final : public intake<In, Out>,
         continue;  // re-check everything under the lock: a stop may have come meanwhile
       }
       if (!idle && !lingered && spinner_.enabled() &&
-          spinner_.in_a_stream_of_calls(last.arrivals_at_take)) {
+          spinner_.worth_lingering(last.arrivals_at_take, last.closed_loop)) {
         lingered = true;
         mu_.unlock();
         spinner_.linger_for_company(last.arrivals_at_take, options_.batch_size);

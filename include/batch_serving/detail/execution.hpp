@@ -26,6 +26,7 @@
 #include "batch_serving/detail/call.hpp"
 #include "batch_serving/detail/hook_payload.hpp"
 #include "batch_serving/detail/observer.hpp"
+#include "batch_serving/detail/resume_batch.hpp"
 #include "batch_serving/error.hpp"
 #include "batch_serving/execution_context.hpp"
 
@@ -202,7 +203,9 @@ class execution {
   }
 
   // Hands each slice its outputs, in order; completes the calls this finished.
+  // Coroutine callers resume in one hand-off per target (resume_batch.hpp).
   void deliver(std::span<const slice<In, Out>> slices) {
+    const resume_batch_scope one_hand_off;
     std::size_t at = 0;
     for (const auto& s : slices) {
       const bool finished =
@@ -222,6 +225,7 @@ class execution {
   }
 
   void fail(std::span<const slice<In, Out>> slices, const error& failure) {
+    const resume_batch_scope one_hand_off;
     for (const auto& s : slices) {
       const bool finished = s.target->fail_slice(s.offset, failure);
       s.target->after_delivery();

@@ -21,4 +21,28 @@ inline void resume_dropping_exceptions(std::coroutine_handle<> h) noexcept {
   }
 }
 
+// Resumes a list linked newest first (ending in nullptr) in arrival order.
+// Each node's next is read before its coroutine runs (the node lives there).
+inline void resume_newest_first(resume_node* list) noexcept {
+  resume_node* in_order = nullptr;
+  while (list != nullptr) {
+    resume_node* next = list->next;
+    list->next = in_order;
+    in_order = list;
+    list = next;
+  }
+  while (in_order != nullptr) {
+    resume_node* next = in_order->next;
+    resume_dropping_exceptions(in_order->handle);
+    in_order = next;
+  }
+}
+
+// What an executor passed by reference is given for one execution's callers
+// (resume_batch.hpp): resumes them all, in the order they were answered.
+struct resume_chain {
+  resume_node* newest;
+  void operator()() const noexcept { resume_newest_first(newest); }
+};
+
 }  // namespace batch_serving::detail

@@ -1,11 +1,19 @@
 // The shared state of a resume_pool: an intrusive multi-producer list of
 // resume_nodes and the threads that drain it.
 //
-// Hand-off: a push is one CAS on the list head. Only a push that finds the
-// list empty *and* a pool thread asleep pays a wake-up (a futex system call);
-// every other push just links its node. A pool thread takes the whole list
-// with one exchange and resumes it in arrival order, so an execution that
+// Hand-off: a push is one CAS on the list head (resume_batch.hpp pushes an
+// execution's callers as one chain). Only a push that finds the list empty
+// and no pool thread spinning pays a wake-up (a futex system call); every
+// other push just links its nodes. A pool thread takes the whole list with
+// one exchange and resumes it in arrival order, so an execution that
 // completes 64 coroutine callers costs the pool at most one wake-up, not 64.
+//
+// Threads: at most one idle pool thread spins for work at a time, for about
+// what blocking costs here (spin_budget()); the others sleep. A push wakes a
+// sleeper only when nobody spins, so the spinner takes the next execution's
+// callers without a wake-up, and a thread busy in a long-running coroutine
+// never holds back what comes next. (Two spinners on two cores would take
+// the core the partition needs to produce the next answers.)
 //
 // Lifetime: shared by the pool and by every awaiter that will push to it
 // (shared_ptr), so a completion that arrives after the pool was destroyed
@@ -21,14 +29,16 @@
 #include <thread>
 #include <vector>
 
-#include "batch_serving/detail/cpu_relax.hpp"
+#include "batch_serving/detail/completion_flag.hpp"
+#include "batch_serving/detail/host_costs.hpp"
 #include "batch_serving/detail/resume_node.hpp"
+#include "batch_serving/detail/timed_spin.hpp"
 
 namespace batch_serving::detail {
 
 class resume_queue : public std::enable_shared_from_this<resume_queue> {
  public:
-  resume_queue() = default;
+  resume_queue() : spin_budget_(spin_budget()) {}
   resume_queue(const resume_queue&) = delete;
   resume_queue& operator=(const resume_queue&) = delete;
   ~resume_queue() { close(); }
@@ -51,21 +61,28 @@ class resume_queue : public std::enable_shared_from_this<resume_queue> {
   // Resumes node->handle on a pool thread (or here, if the queue is closed).
   // Lock-free. After it returns the node may be gone (resumed); the caller
   // must keep the queue alive across the call.
-  void push(resume_node* node) noexcept {
+  void push(resume_node* node) noexcept { push_chain(node, node); }
+
+  // push() for a chain linked newest first, oldest..newest: one CAS for all.
+  void push_chain(resume_node* oldest, resume_node* newest) noexcept {
     resume_node* old = head_.load(std::memory_order_relaxed);
     do {
       if (old == closed_marker()) {
-        resume_dropping_exceptions(node->handle);
+        oldest->next = nullptr;
+        resume_newest_first(newest);
         return;
       }
-      node->next = old;
-      // seq_cst: ordered before the load of sleepers_ below (see sleep()).
-    } while (!head_.compare_exchange_weak(old, node, std::memory_order_seq_cst,
+      oldest->next = old;
+      // seq_cst: ordered before the loads of spinning_ and sleepers_ below.
+    } while (!head_.compare_exchange_weak(old, newest, std::memory_order_seq_cst,
                                           std::memory_order_relaxed));
-    if (old == nullptr && sleepers_.load(std::memory_order_seq_cst) != 0) {
-      wakes_.fetch_add(1, std::memory_order_seq_cst);
-      wakes_.notify_one();
-    }
+    // The spinner, if any, takes it; see spin_for_work() and sleep() for the order.
+    if (old == nullptr && !spinning_.load(std::memory_order_seq_cst)) wake_one();
+  }
+
+  // resume_batch's send_fn for a resume_queue.
+  static void send_chain(void* queue, resume_node* oldest, resume_node* newest) noexcept {
+    static_cast<resume_queue*>(queue)->push_chain(oldest, newest);
   }
 
   // Stops the threads after they resumed what was queued, then closes the
@@ -75,7 +92,7 @@ class resume_queue : public std::enable_shared_from_this<resume_queue> {
   void close() noexcept {
     if (stopping_.exchange(true)) return;
     wakes_.fetch_add(1, std::memory_order_seq_cst);
-    wakes_.notify_all();
+    wake_all_on_address(wakes_);
     for (auto& t : threads_) {
       if (!t.joinable()) continue;
       if (t.get_id() == std::this_thread::get_id()) {
@@ -101,13 +118,16 @@ class resume_queue : public std::enable_shared_from_this<resume_queue> {
     current_queue = this;
     while (true) {
       resume_node* list = take_all();
-      if (list == closed_marker()) break;  // closed from one of our coroutines
-      if (list != nullptr) {
-        resume_all(list);
-        continue;
+      if (list == nullptr && !stopping_.load(std::memory_order_acquire)) {
+        list = spin_for_work();
+        if (list == nullptr) {
+          sleep();
+          continue;
+        }
       }
-      if (stopping_.load(std::memory_order_acquire)) break;
-      if (!spin_for_work()) sleep();
+      if (list == closed_marker()) break;  // closed from one of our coroutines
+      if (list == nullptr) break;          // stopping, and nothing left
+      resume_all(list);
     }
     // A push may have come between the last exchange and stopping_: close()
     // takes it (it exchanges once more after joining us).
@@ -124,50 +144,47 @@ class resume_queue : public std::enable_shared_from_this<resume_queue> {
     return list;
   }
 
-  // A few microseconds of spinning catch the next execution's completions
-  // without a sleep and a wake-up system call. Budgeted in time, not
-  // iterations (hosts differ by 10x per pause).
-  bool spin_for_work() const noexcept {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
-    do {
-      for (int i = 0; i < 32; ++i) {
-        cpu_relax();
-        if (head_.load(std::memory_order_relaxed) != nullptr) return true;
-      }
-    } while (std::chrono::steady_clock::now() < until);
-    return false;
+  // A few microseconds of spinning catch the next execution's callers
+  // without a sleep and a wake-up system call. Only one thread spins; it
+  // returns the list it found and took, or nullptr (then it sleeps).
+  // A push that saw it spinning woke nobody: the spinner took that push, or
+  // sees it in its look at head_ after it stopped spinning, and then wakes
+  // a sleeper for it (it is busy itself from here on).
+  resume_node* spin_for_work() noexcept {
+    if (spinning_.exchange(true, std::memory_order_seq_cst)) return nullptr;
+    const bool found = spin_for(spin_budget_, [this] {
+      return head_.load(std::memory_order_relaxed) != nullptr ||
+             stopping_.load(std::memory_order_relaxed);
+    });
+    resume_node* const list = found ? take_all() : nullptr;
+    spinning_.store(false, std::memory_order_seq_cst);
+    if (list != nullptr && head_.load(std::memory_order_seq_cst) != nullptr) wake_one();
+    return list;
   }
 
-  // Sleeps until a push finds the list empty and this thread asleep. The
-  // seq_cst order of (our sleepers_ increment, our head_ load) against (the
-  // pusher's CAS, its sleepers_ load) means: either we see the node, or the
-  // pusher sees us asleep and bumps wakes_, which our wait(seen) notices.
+  // Sleeps until a push finds the list empty and nobody spinning. The
+  // seq_cst order of (our sleepers_ increment, our wakes_ and head_ loads)
+  // against (the pusher's CAS, its spinning_ and sleepers_ loads) means:
+  // either we see the nodes, or the pusher sees us asleep and bumps wakes_,
+  // which our wait(seen) notices.
   void sleep() noexcept {
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seen = wakes_.load(std::memory_order_seq_cst);
     if (head_.load(std::memory_order_seq_cst) == nullptr &&
         !stopping_.load(std::memory_order_seq_cst)) {
-      wakes_.wait(seen, std::memory_order_seq_cst);
+      wait_on_address(wakes_, seen, std::chrono::nanoseconds(-1));
     }
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  // The list is newest first: reverse it, then resume in arrival order. Each
-  // node's next is read before its coroutine runs (the node lives there).
+  void wake_one() noexcept {
+    if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+    wakes_.fetch_add(1, std::memory_order_seq_cst);
+    wake_one_on_address(wakes_);
+  }
+
   static void resume_all(resume_node* list) noexcept {
-    if (list == closed_marker()) return;
-    resume_node* in_order = nullptr;
-    while (list != nullptr) {
-      resume_node* next = list->next;
-      list->next = in_order;
-      in_order = list;
-      list = next;
-    }
-    while (in_order != nullptr) {
-      resume_node* next = in_order->next;
-      resume_dropping_exceptions(in_order->handle);
-      in_order = next;
-    }
+    if (list != closed_marker()) resume_newest_first(list);
   }
 
   static inline thread_local const resume_queue* current_queue = nullptr;
@@ -175,6 +192,8 @@ class resume_queue : public std::enable_shared_from_this<resume_queue> {
   std::atomic<resume_node*> head_{nullptr};
   std::atomic<std::uint32_t> wakes_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<bool> spinning_{false};
+  const std::chrono::nanoseconds spin_budget_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;  // written by start() and close() only
 };

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "batch_serving/detail/resume_batch.hpp"
 #include "batch_serving/detail/resume_node.hpp"
 #include "batch_serving/detail/resume_queue.hpp"
 #include "batch_serving/resume_pool.hpp"
@@ -25,6 +26,11 @@ class pool_resumer {
   void resume(resume_node& node) noexcept {
     // Moved out first: the awaiter (and its copy) may be gone once pushed.
     std::shared_ptr<resume_queue> queue = std::move(queue_);
+    if (resume_batch* batch = resume_batch_scope::current()) {
+      resume_queue* const target = queue.get();
+      batch->add(target, &resume_queue::send_chain, std::move(queue), &node);
+      return;
+    }
     queue->push(&node);
   }
 
@@ -39,6 +45,13 @@ class executor_resumer {
   explicit executor_resumer(Held executor) : executor_(std::move(executor)) {}
   void resume(resume_node& node) noexcept {
     Held local = std::move(executor_);  // the awaiter may be gone once handed over
+    if constexpr (std::is_pointer_v<Held>) {
+      // By reference: the callers of one execution share one post.
+      if (resume_batch* batch = resume_batch_scope::current()) {
+        batch->add(const_cast<void*>(static_cast<const void*>(local)), &send_chain, nullptr, &node);
+        return;
+      }
+    }
     try {
       if constexpr (std::is_pointer_v<Held>) {
         hand_over(*local, node.handle);
@@ -51,12 +64,27 @@ class executor_resumer {
   }
 
  private:
+  template <class E, class F>
+  static void hand_over(E& e, F f) {
+    if constexpr (requires { e.execute(f); }) {
+      e.execute(std::move(f));
+    } else {
+      e.post(std::move(f));
+    }
+  }
   template <class E>
   static void hand_over(E& e, std::coroutine_handle<> h) {
-    if constexpr (requires { e.execute(resume_function{h}); }) {
-      e.execute(resume_function{h});
-    } else {
-      e.post(resume_function{h});
+    hand_over(e, resume_function{h});
+  }
+
+  // resume_batch's send_fn: one execute/post resumes the whole chain.
+  static void send_chain(void* executor, resume_node* oldest, resume_node* newest) noexcept {
+    oldest->next = nullptr;
+    using E = std::remove_pointer_t<Held>;
+    try {
+      hand_over(*static_cast<E*>(executor), resume_chain{newest});
+    } catch (...) {
+      resume_newest_first(newest);  // documented: better here than never
     }
   }
 

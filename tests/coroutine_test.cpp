@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -231,6 +232,36 @@ TEST(CoroutineTest, OneExecutionsCallersShareOnePostToAnExecutorPassedByReferenc
   for (const auto& t : tasks) ASSERT_TRUE(t.finished());
   EXPECT_EQ(ex.posted(), 1);
   EXPECT_EQ(resumed, (std::vector<int>{1, 2, 3, 4}));  // in the order they were answered
+}
+
+TEST(CoroutineTest, ByNameAwaitsAServerOfThisProcessAndAnUnknownNameAnswersAtOnce) {
+  const std::string name = "coroutine_test.by_name";
+  bs::server srv(squares(), {.name = name, .batch_size = 4, .batch_timeout = 0us});
+  bs::resume_pool pool(1);
+  std::optional<bs::result<int>> one;
+  std::optional<bs::result<std::vector<int>>> many;
+  bool on_pool = false;
+  auto body = [&]() -> task {
+    one.emplace(co_await bs::co_dispatch<int, int>(name, 3, pool));
+    on_pool = pool.owns_this_thread();
+    std::vector<int> items{1, 2};
+    many.emplace(co_await bs::co_dispatch_many<int, int>(name, std::move(items), pool));
+  };
+  task t = body();
+  t.start();
+  t.wait();
+  EXPECT_EQ(one->value(), 9);
+  EXPECT_EQ(many->value(), (std::vector<int>{1, 4}));
+  EXPECT_TRUE(on_pool);
+
+  std::optional<bs::result<int>> unknown;
+  auto ask_nobody = [&]() -> task {
+    unknown.emplace(co_await bs::co_dispatch<int, int>("coroutine_test.nobody", 3));
+  };
+  task u = ask_nobody();
+  u.start();
+  ASSERT_TRUE(u.finished());  // answered before it suspended: no hand-off
+  EXPECT_EQ(unknown->error().code(), bs::errc::no_serving);
 }
 
 TEST(CoroutineTest, ResumesOnAUserExecutorThroughPost) {

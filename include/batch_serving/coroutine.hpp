@@ -6,6 +6,8 @@
 //   auto fast = co_await batch_serving::co_dispatch(srv, 4, batch_serving::resume_inline);
 //   auto soon = co_await batch_serving::co_dispatch(srv, 5, {.timeout = 20ms}, pool);
 //   auto stop = co_await batch_serving::co_dispatch(srv, 6, my_stop_token);  // cancellable
+//   auto named = co_await batch_serving::co_dispatch<int, int>("squares", 7);  // by name
+//   auto remote = co_await batch_serving::co_dispatch(my_redis_client, 8);    // or a target
 //   auto events = streaming_srv.dispatch_many({1, 2, 3});
 //   while (auto ev = co_await batch_serving::co_next(events)) { ... }  // nullopt at the end
 //
@@ -39,6 +41,8 @@
 
 #include <concepts>
 #include <stop_token>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -62,8 +66,8 @@ template <class In, class Out, class CallIn, class CallOut, class Where>
                                std::type_identity_t<CallIn> item, call_options options,
                                Where&& where) {
   using resumer = detail::resumer_for<Where&&>;
-  return detail::call_awaiter<server<In, Out, CallIn, CallOut>, CallIn, CallOut, resumer, false>(
-      srv, std::move(item), std::move(options), detail::make_resumer(std::forward<Where>(where)));
+  return detail::call_awaiter<server<In, Out, CallIn, CallOut>*, CallIn, CallOut, resumer, false>(
+      &srv, std::move(item), std::move(options), detail::make_resumer(std::forward<Where>(where)));
 }
 template <class In, class Out, class CallIn, class CallOut>
 [[nodiscard]] auto co_dispatch(server<In, Out, CallIn, CallOut>& srv,
@@ -100,9 +104,9 @@ template <class In, class Out, class CallIn, class CallOut, class Where>
                                     std::vector<CallIn> items, call_options options,
                                     Where&& where) {
   using resumer = detail::resumer_for<Where&&>;
-  return detail::call_awaiter<server<In, Out, CallIn, CallOut>, std::vector<CallIn>,
+  return detail::call_awaiter<server<In, Out, CallIn, CallOut>*, std::vector<CallIn>,
                               std::vector<CallOut>, resumer, true>(
-      srv, std::move(items), std::move(options), detail::make_resumer(std::forward<Where>(where)));
+      &srv, std::move(items), std::move(options), detail::make_resumer(std::forward<Where>(where)));
 }
 template <class In, class Out, class CallIn, class CallOut>
 [[nodiscard]] auto co_dispatch_many(server<In, Out, CallIn, CallOut>& srv,
@@ -127,6 +131,114 @@ template <class In, class Out, class CallIn, class CallOut, std::same_as<std::st
                                     std::vector<CallIn> items, Token stop, Where&& where) {
   return co_dispatch_many(srv, std::move(items), call_options{.stop_token = std::move(stop)},
                           std::forward<Where>(where));
+}
+
+// ---- a server of this process by name (registry.hpp) --------------------
+// co_dispatch<CallIn, CallOut>("squares", 3): as batch_serving::dispatch by
+// name, awaited; an unknown name (or other types) answers at once without
+// suspending. The by-name callback form allocates its callback's holder.
+
+template <class CallIn, class CallOut, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch(std::string_view name, std::type_identity_t<CallIn> item,
+                               call_options options, Where&& where) {
+  using resumer = detail::resumer_for<Where&&>;
+  return detail::call_awaiter<detail::named_target<CallIn, CallOut>, CallIn, CallOut, resumer,
+                              false>({std::string(name)}, std::move(item), std::move(options),
+                                     detail::make_resumer(std::forward<Where>(where)));
+}
+template <class CallIn, class CallOut>
+[[nodiscard]] auto co_dispatch(std::string_view name, std::type_identity_t<CallIn> item,
+                               call_options options = {}) {
+  return co_dispatch<CallIn, CallOut>(name, std::move(item), std::move(options),
+                                      resume_pool::shared());
+}
+template <class CallIn, class CallOut, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch(std::string_view name, std::type_identity_t<CallIn> item,
+                               Where&& where) {
+  return co_dispatch<CallIn, CallOut>(name, std::move(item), call_options{},
+                                      std::forward<Where>(where));
+}
+
+template <class CallIn, class CallOut, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch_many(std::string_view name, std::vector<CallIn> items,
+                                    call_options options, Where&& where) {
+  using resumer = detail::resumer_for<Where&&>;
+  return detail::call_awaiter<detail::named_target<CallIn, CallOut>, std::vector<CallIn>,
+                              std::vector<CallOut>, resumer, true>(
+      {std::string(name)}, std::move(items), std::move(options),
+      detail::make_resumer(std::forward<Where>(where)));
+}
+template <class CallIn, class CallOut>
+[[nodiscard]] auto co_dispatch_many(std::string_view name, std::vector<CallIn> items,
+                                    call_options options = {}) {
+  return co_dispatch_many<CallIn, CallOut>(name, std::move(items), std::move(options),
+                                           resume_pool::shared());
+}
+template <class CallIn, class CallOut, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch_many(std::string_view name, std::vector<CallIn> items,
+                                    Where&& where) {
+  return co_dispatch_many<CallIn, CallOut>(name, std::move(items), call_options{},
+                                           std::forward<Where>(where));
+}
+
+// ---- a client of remote workers (redis_client, distributed::target) -----
+// Any client that names its types (input_type, output_type) and has the
+// callback forms; the client must outlive the co_await's start. Its answers
+// come on its receiver thread (or a local server's, for a target), and the
+// coroutine resumes where it says.
+
+template <class Client>
+concept callback_client = requires {
+  typename Client::input_type;
+  typename Client::output_type;
+} && requires(Client& c, const typename Client::input_type& x, const call_options& o) {
+  c.dispatch_async(x, o, [](result<typename Client::output_type>) {});
+};
+
+template <callback_client Client, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch(Client& client, typename Client::input_type item,
+                               call_options options, Where&& where) {
+  using resumer = detail::resumer_for<Where&&>;
+  return detail::call_awaiter<Client*, typename Client::input_type, typename Client::output_type,
+                              resumer, false>(&client, std::move(item), std::move(options),
+                                              detail::make_resumer(std::forward<Where>(where)));
+}
+template <callback_client Client>
+[[nodiscard]] auto co_dispatch(Client& client, typename Client::input_type item,
+                               call_options options = {}) {
+  return co_dispatch(client, std::move(item), std::move(options), resume_pool::shared());
+}
+template <callback_client Client, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch(Client& client, typename Client::input_type item, Where&& where) {
+  return co_dispatch(client, std::move(item), call_options{}, std::forward<Where>(where));
+}
+
+template <callback_client Client, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch_many(Client& client, std::vector<typename Client::input_type> items,
+                                    call_options options, Where&& where) {
+  using resumer = detail::resumer_for<Where&&>;
+  return detail::call_awaiter<Client*, std::vector<typename Client::input_type>,
+                              std::vector<typename Client::output_type>, resumer, true>(
+      &client, std::move(items), std::move(options),
+      detail::make_resumer(std::forward<Where>(where)));
+}
+template <callback_client Client>
+[[nodiscard]] auto co_dispatch_many(Client& client, std::vector<typename Client::input_type> items,
+                                    call_options options = {}) {
+  return co_dispatch_many(client, std::move(items), std::move(options), resume_pool::shared());
+}
+template <callback_client Client, class Where>
+  requires resume_target<Where>
+[[nodiscard]] auto co_dispatch_many(Client& client, std::vector<typename Client::input_type> items,
+                                    Where&& where) {
+  return co_dispatch_many(client, std::move(items), call_options{}, std::forward<Where>(where));
 }
 
 // ---- the next event of a stream: awaits std::optional<event<T>> ---------

@@ -146,6 +146,8 @@ future<T> failed_future(batch_serving::error e) {
 template <encodable CallIn, encodable CallOut>
 class target {
  public:
+  using input_type = CallIn;  // what co_dispatch (coroutine.hpp) takes
+  using output_type = CallOut;  // and answers
   explicit target(std::string serving, route where = route::local_first)
       : serving_(std::move(serving)), where_(where) {}
 

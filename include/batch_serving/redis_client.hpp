@@ -481,6 +481,8 @@ class remote_stream_state final : public remote_call, public stream_state<Out> {
 template <encodable In, encodable Out>
 class redis_client {
  public:
+  using input_type = In;    // what co_dispatch (coroutine.hpp) takes
+  using output_type = Out;  // and answers
   // Validates the options and connects (see redis_client_options). Throws
   // serving_error(invalid_argument) naming a bad field, or when Redis refuses
   // the credentials. An unreachable Redis is not an error here: calls answer

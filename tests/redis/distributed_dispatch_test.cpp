@@ -17,10 +17,12 @@
 #include <vector>
 
 #include "batch_serving/batch_serving.hpp"
+#include "batch_serving/coroutine.hpp"
 #include "batch_serving/distributed.hpp"
 #include "batch_serving/redis_client.hpp"
 #include "batch_serving/redis_worker.hpp"
 #include "redis/support/redis_server.hpp"
+#include "support/test_task.hpp"
 
 namespace bs = batch_serving;
 namespace dist = batch_serving::distributed;
@@ -129,6 +131,30 @@ TEST_F(DistributedDispatchTest, NoLocalServerGoesToTheWorkersOverRedis) {
   });
   EXPECT_EQ(many.get_future().get().value(), (std::vector<value>{17, 19}));
   EXPECT_EQ(worker.stats().calls_dispatched, 6U);
+}
+
+TEST_F(DistributedDispatchTest, ACoroutineAwaitsATargetOnItsWorkers) {
+  bs::server unnamed(affine(2, 1));
+  bs::redis_worker worker(unnamed, "double", worker_options());
+  dist::configure(remote_defaults());
+  target twice("double", dist::route::remote_only);
+  bs::resume_pool pool(1);
+  std::optional<bs::result<value>> one;
+  std::optional<bs::result<std::vector<value>>> many;
+  bool on_pool = false;
+  auto body = [&]() -> bs::testing::task {
+    one.emplace(co_await bs::co_dispatch(twice, 7, pool));
+    std::vector<value> items{8, 9};
+    many.emplace(co_await bs::co_dispatch_many(twice, std::move(items), pool));
+    on_pool = pool.owns_this_thread();
+  };
+  bs::testing::task t = body();
+  t.start();
+  t.wait();
+  EXPECT_EQ(one->value(), 15);
+  EXPECT_EQ(many->value(), (std::vector<value>{17, 19}));
+  EXPECT_TRUE(on_pool);
+  EXPECT_EQ(worker.stats().calls_dispatched, 2U);
 }
 
 TEST_F(DistributedDispatchTest, ALocalServerOfTheNameComesFirstAndTheRoutesChoose) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "batch_serving/coroutine.hpp"
 #include "batch_serving/detail/mutex.hpp"
 #include "batch_serving/detail/redis_connection.hpp"
 #include "batch_serving/detail/wire.hpp"
@@ -23,6 +24,7 @@
 #include "batch_serving/redis_endpoint.hpp"
 #include "redis/support/redis_server.hpp"
 #include "support/sanitizers.hpp"
+#include "support/test_task.hpp"
 
 namespace {
 
@@ -258,6 +260,31 @@ TEST_F(RedisClientTest, AnswersOneAndManyItemsWithTheCallersOwnResults) {
   EXPECT_EQ(stats.calls_sent, 6U);
   EXPECT_EQ(stats.answers_delivered, 6U);
   EXPECT_EQ(stats.duplicates_dropped + stats.foreign_dropped + stats.malformed_dropped, 0U);
+}
+
+TEST_F(RedisClientTest, CoroutinesAwaitTheClientWhereverTheyAskToResume) {
+  fake_worker worker(redis_->tcp_endpoint(), behaviour::correct);
+  redis_client<int, int> client(options());
+  batch_serving::resume_pool pool(1);
+  std::optional<batch_serving::result<int>> one;
+  std::optional<batch_serving::result<std::vector<int>>> many;
+  std::optional<batch_serving::result<int>> late;
+  bool on_pool = false;
+  auto body = [&]() -> batch_serving::testing::task {
+    one.emplace(co_await batch_serving::co_dispatch(client, 3, pool));
+    on_pool = pool.owns_this_thread();
+    std::vector<int> items{1, 2, 3};
+    many.emplace(co_await batch_serving::co_dispatch_many(client, std::move(items),
+                                                          batch_serving::resume_inline));
+    late.emplace(co_await batch_serving::co_dispatch(client, 5, call_options{.timeout = 10s}));
+  };
+  batch_serving::testing::task t = body();
+  t.start();
+  t.wait();
+  EXPECT_EQ(one->value(), 7);
+  EXPECT_TRUE(on_pool);
+  EXPECT_EQ(many->value(), (std::vector<int>{3, 5, 7}));
+  EXPECT_EQ(late->value(), 11);
 }
 
 TEST_F(RedisClientTest, SixtyFourThreadsShareRoundTrips) {

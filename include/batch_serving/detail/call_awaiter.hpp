@@ -7,6 +7,8 @@
 #include <atomic>
 #include <coroutine>
 #include <optional>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "batch_serving/detail/batch_handler.hpp"
 #include "batch_serving/detail/resume_node.hpp"
 #include "batch_serving/error.hpp"
+#include "batch_serving/registry.hpp"
 #include "batch_serving/result.hpp"
 
 namespace batch_serving::detail {
@@ -64,31 +67,60 @@ class call_awaiter_base {
 };
 
 // co_dispatch: one item (Many = false) or an explicit batch (Many = true).
-template <class Server, class Input, class Value, class Resumer, bool Many>
+// Target: what the call goes to, with the callback forms dispatch_async /
+// dispatch_many_async(input, options, callback): a pointer to a server or a
+// client (used by reference), or a named_target held by value.
+template <class Target, class Input, class Value, class Resumer, bool Many>
 class call_awaiter : public call_awaiter_base<Value, Resumer> {
   using base = call_awaiter_base<Value, Resumer>;
 
  public:
-  call_awaiter(Server& srv, Input input, call_options options, Resumer resumer)
+  call_awaiter(Target target, Input input, call_options options, Resumer resumer)
       : base(std::move(resumer)),
-        srv_(&srv),
+        target_(std::move(target)),
         input_(std::move(input)),
         options_(std::move(options)) {}
 
   bool await_suspend(std::coroutine_handle<> h) {
     this->set_handle(h);
+    auto& to = dispatcher();
     if constexpr (Many) {
-      srv_->dispatch_many_async(std::move(input_), options_, typename base::on_answer{this});
+      to.dispatch_many_async(std::move(input_), options_, typename base::on_answer{this});
     } else {
-      srv_->dispatch_async(std::move(input_), options_, typename base::on_answer{this});
+      to.dispatch_async(std::move(input_), options_, typename base::on_answer{this});
     }
     return this->stay_suspended();
   }
 
  private:
-  Server* srv_;
+  auto& dispatcher() {
+    if constexpr (std::is_pointer_v<Target>) {
+      return *target_;
+    } else {
+      return target_;
+    }
+  }
+
+  Target target_;
   Input input_;
   call_options options_;
+};
+
+// A server of this process by name (registry.hpp), for the by-name co_ forms.
+template <class CallIn, class CallOut>
+struct named_target {
+  std::string name;
+
+  template <class Callback>
+  void dispatch_async(CallIn item, const call_options& options, Callback done) const {
+    batch_serving::dispatch_async<CallIn, CallOut>(name, std::move(item), options, std::move(done));
+  }
+  template <class Callback>
+  void dispatch_many_async(std::vector<CallIn> items, const call_options& options,
+                           Callback done) const {
+    batch_serving::dispatch_many_async<CallIn, CallOut>(name, std::move(items), options,
+                                                        std::move(done));
+  }
 };
 
 }  // namespace batch_serving::detail

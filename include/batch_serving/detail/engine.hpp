@@ -552,8 +552,12 @@ class engine final : public intake<In, Out>,
       if (!idle && !lingered && spinner_.enabled() &&
           spinner_.worth_lingering(last.arrivals_at_take, last.closed_loop)) {
         lingered = true;
+        // Timed mode: never past the batch's due time (eager: all is due now).
+        const clock::time_point due = options_.batch_timeout > clock::duration::zero()
+                                          ? queue_.next_due()
+                                          : clock::time_point::max();
         mu_.unlock();
-        spinner_.linger_for_company(last.arrivals_at_take, options_.batch_size);
+        spinner_.linger_for_company(last.arrivals_at_take, options_.batch_size, due);
         mu_.lock();
         continue;
       }

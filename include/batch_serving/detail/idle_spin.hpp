@@ -89,16 +89,17 @@ class idle_spinner {
   }
 
   // Waits while calls keep arriving less than about a microsecond apart,
-  // until `batch_size` arrived since `arrivals_at_take` or the linger limit
-  // passed (8 µs in eager mode, two spin budgets in timed mode). Call
-  // without the queue lock.
+  // until `batch_size` arrived since `arrivals_at_take`, the linger limit
+  // passed (8 µs in eager mode, two spin budgets in timed mode) or `due`
+  // (the batch's due time in timed mode) came. Call without the queue lock.
   //
   // Eager mode watches the counter closely: its batches are a few calls.
   // Timed mode looks only when the batch should be full at the rate the
   // calls are coming (at least ~250 ns apart): every look pulls the line the
   // submitters write from their core, and a submitter of one call every
   // 75 ns slows down by a third when each of its calls pays that miss.
-  void linger_for_company(std::uint64_t arrivals_at_take, std::size_t batch_size) const noexcept {
+  void linger_for_company(std::uint64_t arrivals_at_take, std::size_t batch_size,
+                          std::chrono::steady_clock::time_point due) const noexcept {
     using std::chrono::steady_clock;
     constexpr auto quiet_limit = std::chrono::microseconds(1);  // without an arrival
     const auto start = steady_clock::now();
@@ -111,6 +112,7 @@ class idle_spinner {
       const std::uint64_t now_seen = arrivals();
       if (now_seen - arrivals_at_take >= batch_size) return true;
       const auto now = steady_clock::now();
+      if (now >= due) return true;  // the batch runs now, full or not
       if (now_seen == last) return now - last_arrival_at >= quiet_limit;
       last = now_seen;
       last_arrival_at = now;

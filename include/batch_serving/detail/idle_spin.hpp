@@ -139,8 +139,9 @@ class idle_spinner {
  private:
   // Timed mode spins only while fewer threads block on answers than there
   // are cores: 64 blocking callers on 2 cores are woken one by one and need
-  // both cores to come back (spinning for them cost 64 callers at 1 ms 15%
-  // of their items/s); coroutine and callback callers block no thread.
+  // both cores to come back (spinning for them took 64 callers at 1 ms from
+  // 1.20x to 0.92x naive's items/s); coroutine and callback callers block no
+  // thread.
   bool leaves_callers_a_core() const noexcept {
     return !paced_looks_ || threads_waiting_on_flags() < cores_;
   }

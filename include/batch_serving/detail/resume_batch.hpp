@@ -27,10 +27,11 @@ class resume_batch {
   ~resume_batch() { send(); }
 
   // Adds `node`, bound for `target` (sent by `send_to`, kept alive by
-  // `keep`). A batch goes to one target: one bound elsewhere sends the
-  // batch so far first (an execution's callers rarely resume in two places).
+  // `keep`). A batch goes to one target: one bound elsewhere (or sent
+  // another way) sends the batch so far first (an execution's callers
+  // rarely resume in two places).
   void add(void* target, send_fn send_to, std::shared_ptr<void> keep, resume_node* node) noexcept {
-    if (target != target_) {
+    if (target != target_ || send_to != send_to_) {
       send();
       target_ = target;
       send_to_ = send_to;

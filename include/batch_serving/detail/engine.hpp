@@ -148,9 +148,11 @@ class engine final : public intake<In, Out>,
       return;
     }
     admission_clock time;
-    if (auto bad = apply_deadline(c, call_opts, options_.default_timeout, time)) {
-      refuse(c, *bad);
-      return;
+    if (sets_a_deadline(call_opts, options_.default_timeout)) {
+      if (auto bad = apply_deadline(c, call_opts, options_.default_timeout, time)) {
+        refuse(c, *bad);
+        return;
+      }
     }
     if (call_opts.stop_token.stop_requested()) {
       refuse(c, error(errc::cancelled,

@@ -235,8 +235,14 @@ TEST(CoroutineTest, OneExecutionsCallersShareOnePostToAnExecutorPassedByReferenc
 }
 
 TEST(CoroutineTest, ByNameAwaitsAServerOfThisProcessAndAnUnknownNameAnswersAtOnce) {
+  // The server is held busy until the coroutine has suspended: an answer there
+  // before that would go on in the starting thread, not on the pool.
   const std::string name = "coroutine_test.by_name";
-  bs::server srv(squares(), {.name = name, .batch_size = 4, .batch_timeout = 0us});
+  bs::testing::controlled_function fn;
+  bs::server<int, int> srv(bs::testing::serving_of(fn),
+                           {.name = name, .batch_size = 4, .batch_timeout = 0us});
+  auto blocker = bs::testing::block_executor(srv, fn);
+  bs::testing::open_on_exit release{fn.released};
   bs::resume_pool pool(1);
   std::optional<bs::result<int>> one;
   std::optional<bs::result<std::vector<int>>> many;
@@ -249,6 +255,8 @@ TEST(CoroutineTest, ByNameAwaitsAServerOfThisProcessAndAnUnknownNameAnswersAtOnc
   };
   task t = body();
   t.start();
+  EXPECT_FALSE(t.finished());
+  fn.released.open();
   t.wait();
   EXPECT_EQ(one->value(), 9);
   EXPECT_EQ(many->value(), (std::vector<int>{1, 4}));

@@ -94,12 +94,14 @@ TEST(ResumePoolTest, OneThreadTakesAWholeExecutionsCallersInOneHandOff) {
 TEST(ResumePoolTest, ACoroutineThatRunsLongDoesNotHoldBackTheOthers) {
   // Pool of 2: while one pool thread is inside a coroutine that waits (for
   // `go`, opened only by the second coroutine), the second coroutine's
-  // answer must reach the other pool thread. Hangs if it does not.
-  bs::server srv(bs::serving<int, int>([](std::span<const int> xs) {
-                   return std::vector<int>(xs.begin(), xs.end());
-                 }),
-                 {.batch_size = 1, .batch_timeout = 0us});
+  // answer must reach the other pool thread. Hangs if it does not. The
+  // server is held until the first has suspended: answered before that, it
+  // would go on (and wait) in this thread.
+  controlled_function fn;
+  bs::server srv(bs::testing::serving_of(fn), {.batch_size = 1, .batch_timeout = 0us});
+  open_on_exit release{fn.released};
   bs::resume_pool pool(2);
+  auto blocker = bs::testing::block_executor(srv, fn);
   bs::testing::gate go;
   std::atomic<bool> first_running{false};
   task first = [](bs::server<int, int>& s, bs::resume_pool& p, bs::testing::gate& g,
@@ -110,6 +112,8 @@ TEST(ResumePoolTest, ACoroutineThatRunsLongDoesNotHoldBackTheOthers) {
     g.wait();  // holds this pool thread
   }(srv, pool, go, first_running);
   first.start();
+  ASSERT_FALSE(first.finished());
+  fn.released.open();
   first_running.wait(false);
   task second = [](bs::server<int, int>& s, bs::resume_pool& p, bs::testing::gate& g) -> task {
     (void)co_await bs::co_dispatch(s, 2, p);
@@ -118,6 +122,7 @@ TEST(ResumePoolTest, ACoroutineThatRunsLongDoesNotHoldBackTheOthers) {
   second.start();
   second.wait();
   first.wait();
+  (void)blocker.get();
 }
 
 namespace {

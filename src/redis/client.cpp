@@ -239,6 +239,7 @@ std::uint64_t redis_client_core::submit(std::shared_ptr<remote_call> call, wire:
   if (deadline != clock::time_point::max()) request.budget_us = wire::max_budget_us;
   request.items = std::move(items);
   request.item_count = item_count;
+  request.pack_bytes = limits_.max_entry_bytes;  // answers may come packed
   result<std::vector<wire::field>> fields =
       wire::encode_request(keys_, std::move(request), limits_);
   if (!fields.ok()) return refuse(errc::invalid_argument, fields.error().message());
@@ -787,37 +788,42 @@ void redis_client_core::process_entries(const redis_reply_view& streams) {
         malformed_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      result<wire::answer_entry> answer = wire::parse_answer(fields, limits_);
-      if (!answer.ok()) {
-        malformed_.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      std::optional<wire::call_id_parts> id = wire::parse_call_id(answer->call_id);
-      if (!id || id->client_id != client_id_) {  // another client's
-        foreign_.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      const std::uint64_t sequence = id->sequence;
-      bool issued = false;
-      {
-        lock_guard<mutex> lock(mu_);
-        issued = sequence != 0 && sequence < next_sequence_;
-      }
-      if (!issued) {
-        foreign_.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      switch (deliver(sequence, std::move(*answer))) {
-        case delivery::delivered: answers_delivered_.fetch_add(1, std::memory_order_relaxed); break;
-        case delivery::not_outstanding: duplicates_.fetch_add(1, std::memory_order_relaxed); break;
-        // Not an answer to that call: a correct one may still come (another
-        // worker after a takeover), else its deadline answers it.
-        case delivery::wrong_count:
-        case delivery::malformed: malformed_.fetch_add(1, std::memory_order_relaxed); break;
-        case delivery::duplicate: duplicates_.fetch_add(1, std::memory_order_relaxed); break;
-        case delivery::buffered: break;  // counted when delivered
+      for (result<wire::answer_entry>& answer : wire::parse_answers(fields, limits_)) {
+        take_answer(std::move(answer));
       }
     }
+  }
+}
+
+void redis_client_core::take_answer(result<wire::answer_entry> answer) {
+  if (!answer.ok()) {
+    malformed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::optional<wire::call_id_parts> id = wire::parse_call_id(answer->call_id);
+  if (!id || id->client_id != client_id_) {  // another client's
+    foreign_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const std::uint64_t sequence = id->sequence;
+  bool issued = false;
+  {
+    lock_guard<mutex> lock(mu_);
+    issued = sequence != 0 && sequence < next_sequence_;
+  }
+  if (!issued) {
+    foreign_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  switch (deliver(sequence, std::move(*answer))) {
+    case delivery::delivered: answers_delivered_.fetch_add(1, std::memory_order_relaxed); break;
+    case delivery::not_outstanding: duplicates_.fetch_add(1, std::memory_order_relaxed); break;
+    // Not an answer to that call: a correct one may still come (another
+    // worker after a takeover), else its deadline answers it.
+    case delivery::wrong_count:
+    case delivery::malformed: malformed_.fetch_add(1, std::memory_order_relaxed); break;
+    case delivery::duplicate: duplicates_.fetch_add(1, std::memory_order_relaxed); break;
+    case delivery::buffered: break;  // counted when delivered
   }
 }
 

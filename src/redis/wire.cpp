@@ -28,6 +28,9 @@ constexpr std::string_view f_payload_type = "payload_type";
 constexpr std::string_view f_payload = "payload";
 constexpr std::string_view f_code = "code";
 constexpr std::string_view f_message = "message";
+constexpr std::string_view f_pack = "pack";
+constexpr std::string_view f_answers = "answers";
+constexpr std::string_view pack_kind = "pack";
 
 error invalid(std::string message) { return {errc::invalid_argument, std::move(message)}; }
 
@@ -510,6 +513,15 @@ result<std::vector<field>> encode_request(const serving_keys& keys, request_entr
           *request.budget_us < max_budget_us ? *request.budget_us : max_budget_us;
       fields.emplace_back(f_budget, std::to_string(budget));
     }
+    if (request.pack_bytes) {
+      if (*request.pack_bytes < min_entry_bytes) {
+        return invalid(field_error(entry, f_pack,
+                                   std::to_string(*request.pack_bytes) +
+                                       " bytes, less than min_entry_bytes " +
+                                       std::to_string(min_entry_bytes)));
+      }
+      fields.emplace_back(f_pack, std::to_string(*request.pack_bytes));
+    }
     fields.emplace_back(f_items, std::move(request.items));
     if (std::optional<error> bad = check_encoded_size(entry, fields, bounds)) return *bad;
     return fields;
@@ -522,7 +534,7 @@ parsed_request parse_request(const serving_keys& keys, std::span<const field_vie
                              const limits& bounds) {
   const std::string_view entry = request_entry_name;
   try {
-    field_table<6> table({f_version, f_id, f_reply, f_form, f_budget, f_items});
+    field_table<7> table({f_version, f_id, f_reply, f_form, f_budget, f_pack, f_items});
     std::optional<error> shape = check_entry_shape(entry, fields, table, bounds);
 
     // Who to answer, found before anything else can be wrong.
@@ -563,6 +575,16 @@ parsed_request parse_request(const serving_keys& keys, std::span<const field_vie
             printable(*budget) + " is not a decimal number of microseconds (0 to 2^64-1)")));
       }
       request.budget_us = *us < max_budget_us ? *us : max_budget_us;
+    }
+    if (const std::optional<std::string_view> pack = table.get(f_pack)) {
+      const std::optional<std::uint64_t> bytes = parse_decimal(*pack);
+      if (!bytes || *bytes < min_entry_bytes) {
+        return fail(invalid(field_error(entry, f_pack,
+                                        printable(*pack) + " is not a decimal number of bytes of " +
+                                            std::to_string(min_entry_bytes) + " or more")));
+      }
+      request.pack_bytes = static_cast<std::size_t>(
+          std::min<std::uint64_t>(*bytes, std::numeric_limits<std::size_t>::max()));
     }
 
     const std::optional<std::string_view> items = table.get(f_items);
@@ -790,6 +812,160 @@ result<answer_entry> parse_answer(std::span<const field_view> fields, const limi
     return answer;
   } catch (const std::exception& e) {
     return invalid(std::string("answer entry: ") + e.what());
+  }
+}
+
+// ---------------------------------------------------------------- packs
+
+namespace {
+
+// "v" "1" "kind" "pack" "answers": what a pack's entry holds besides its answers.
+constexpr std::size_t pack_field_bytes =
+    f_version.size() + format_version.size() + f_kind.size() + pack_kind.size() + f_answers.size();
+// The outer array's header: always array 32, so its count can be written last.
+constexpr std::size_t pack_header_bytes = 5;
+// A MessagePack header is at most 5 bytes (array 32, str 32, bin 32).
+constexpr std::size_t max_header_bytes = 5;
+
+// msgpack::packer's output, appended to a string.
+struct string_sink {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+
+constexpr std::string_view pack_entry_name = "answer pack";
+constexpr std::string_view answers_field = "answer pack field \"answers\"";
+
+}  // namespace
+
+answer_pack::answer_pack(std::size_t max_bytes)
+    : max_payload_(max_bytes > pack_field_bytes ? max_bytes - pack_field_bytes : 0) {}
+
+bool answer_pack::add(std::span<const field> answer) {
+  std::size_t bytes = max_header_bytes;
+  for (const field& f : answer) bytes += 2 * max_header_bytes + f.first.size() + f.second.size();
+  const std::size_t used = payload_.empty() ? pack_header_bytes : payload_.size();
+  if (count_ >= max_pack_answers || answer.size() > max_entry_fields ||
+      used + bytes > max_payload_) {
+    return false;
+  }
+  if (payload_.empty()) payload_.assign(pack_header_bytes, '\0');
+  string_sink sink{payload_};
+  msgpack::packer<string_sink> out(sink);
+  out.pack_array(static_cast<std::uint32_t>(2 * answer.size()));
+  for (const field& f : answer) {
+    out.pack_str(static_cast<std::uint32_t>(f.first.size()));
+    out.pack_str_body(f.first.data(), static_cast<std::uint32_t>(f.first.size()));
+    out.pack_bin(static_cast<std::uint32_t>(f.second.size()));
+    out.pack_bin_body(f.second.data(), static_cast<std::uint32_t>(f.second.size()));
+  }
+  ++count_;
+  return true;
+}
+
+std::vector<field> answer_pack::take() {
+  if (payload_.empty()) payload_.assign(pack_header_bytes, '\0');
+  payload_[0] = static_cast<char>(0xdd);  // array 32, big-endian count
+  for (std::size_t i = 0; i < 4; ++i) {
+    payload_[1 + i] = static_cast<char>((count_ >> (8 * (3 - i))) & 0xffU);
+  }
+  std::vector<field> fields;
+  fields.reserve(3);
+  fields.emplace_back(f_version, format_version);
+  fields.emplace_back(f_kind, pack_kind);
+  fields.emplace_back(f_answers, std::move(payload_));
+  payload_.clear();
+  count_ = 0;
+  return fields;
+}
+
+namespace {
+
+std::vector<result<answer_entry>> one_error(error problem) {
+  std::vector<result<answer_entry>> out;
+  out.emplace_back(std::move(problem));
+  return out;
+}
+
+// A pack member's fields, pointing into `member`; invalid_argument when it is
+// not an array of str/bin names and values.
+result<std::vector<field_view>> member_fields(const msgpack::object& member, std::size_t index) {
+  const std::string what = std::string(answers_field) + ": answer " + std::to_string(index);
+  if (member.type != msgpack::type::ARRAY) {
+    return invalid(what + ": " + std::string(msgpack_kind(member)) + ", expected an array");
+  }
+  const msgpack::object_array& items = member.via.array;
+  if (items.size % 2 != 0 || items.size > 2 * max_entry_fields) {
+    return invalid(what + ": " + std::to_string(items.size) +
+                   " elements, expected names and values of at most " +
+                   std::to_string(max_entry_fields) + " fields");
+  }
+  std::vector<field_view> fields;
+  fields.reserve(items.size / 2);
+  auto text = [](const msgpack::object& o) -> std::optional<std::string_view> {
+    if (o.type == msgpack::type::STR) return std::string_view(o.via.str.ptr, o.via.str.size);
+    if (o.type == msgpack::type::BIN) return std::string_view(o.via.bin.ptr, o.via.bin.size);
+    return std::nullopt;
+  };
+  for (std::uint32_t i = 0; i + 1 < items.size; i += 2) {
+    const std::optional<std::string_view> name = text(items.ptr[i]);
+    const std::optional<std::string_view> value = text(items.ptr[i + 1]);
+    if (!name || !value) {
+      return invalid(what + ": element " + std::to_string(name ? i + 1 : i) + " is " +
+                     std::string(msgpack_kind(name ? items.ptr[i + 1] : items.ptr[i])) +
+                     ", expected a string");
+    }
+    fields.emplace_back(*name, *value);
+  }
+  return fields;
+}
+
+}  // namespace
+
+std::vector<result<answer_entry>> parse_answers(std::span<const field_view> fields,
+                                                const limits& bounds) {
+  bool pack = false;
+  for (const field_view& f : fields) pack = pack || (f.first == f_kind && f.second == pack_kind);
+  if (!pack) {
+    std::vector<result<answer_entry>> out;
+    out.push_back(parse_answer(fields, bounds));
+    return out;
+  }
+  try {
+    field_table<3> table({f_version, f_kind, f_answers});
+    if (std::optional<error> bad = check_entry_shape(pack_entry_name, fields, table, bounds)) {
+      return one_error(std::move(*bad));
+    }
+    const std::optional<std::string_view> answers = table.get(f_answers);
+    if (!answers) {
+      return one_error(invalid(field_error(pack_entry_name, f_answers, "missing (the answers)")));
+    }
+    // The outer array, its members, their strings: three levels.
+    result<msgpack::object_handle> object = unpack_untrusted(*answers, 3, answers_field);
+    if (!object.ok()) return one_error(object.error());
+    const msgpack::object& array = object->get();
+    if (array.type != msgpack::type::ARRAY) {
+      return one_error(invalid(std::string(answers_field) + ": " +
+                               std::string(msgpack_kind(array)) + ", expected an array"));
+    }
+    if (array.via.array.size > max_pack_answers) {
+      return one_error(invalid(std::string(answers_field) + ": " +
+                               std::to_string(array.via.array.size) + " answers, more than " +
+                               std::to_string(max_pack_answers)));
+    }
+    std::vector<result<answer_entry>> out;
+    out.reserve(array.via.array.size);
+    for (std::uint32_t i = 0; i < array.via.array.size; ++i) {
+      result<std::vector<field_view>> member = member_fields(array.via.array.ptr[i], i);
+      if (!member.ok()) {
+        out.emplace_back(member.error());
+      } else {
+        out.push_back(parse_answer(*member, bounds));
+      }
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return one_error(invalid(std::string("answer pack: ") + e.what()));
   }
 }
 

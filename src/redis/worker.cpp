@@ -238,6 +238,8 @@ struct outgoing {
   std::optional<errc> code;  // an error answer's code; unset: results (or none)
   // False for a stream event before the final one: written, not acknowledged.
   bool final = true;
+  // The largest answer pack its client reads; 0: none (an entry of its own).
+  std::size_t pack_bytes = 0;
 };
 
 // What the worker's threads, its completion callbacks (through
@@ -354,6 +356,7 @@ worker_reply& worker_reply::operator=(worker_reply&& other) noexcept {
     items_ = other.items_;
     attempt_ = std::move(other.attempt_);
     next_seq_ = other.next_seq_;
+    pack_bytes_ = other.pack_bytes_;
   }
   return *this;
 }
@@ -443,7 +446,8 @@ void worker_reply::enqueue(wire::answer_entry answer, bool final) noexcept {
                  .reply_stream = final ? std::move(reply_stream_) : reply_stream_,
                  .fields = fields.ok() ? std::move(*fields) : std::vector<wire::field>{},
                  .code = code,
-                 .final = final};
+                 .final = final,
+                 .pack_bytes = std::min(pack_bytes_, state->options.limits.max_entry_bytes)};
     if (out.fields.empty()) out.reply_stream.clear();  // cannot happen: acknowledge at least
     state->enqueue(std::move(out), final ? items_ : 0);
   } catch (...) {  // NOLINT(bugprone-empty-catch)
@@ -617,9 +621,10 @@ void handle_entry(const std::shared_ptr<worker_state>& shared, worker_dispatcher
     attempt = s.attempt_prefix + "." +
               std::to_string(s.attempts_started.fetch_add(1, std::memory_order_relaxed));
   }
-  dispatcher.dispatch(request, deadline,
-                      worker_reply(shared, std::string(entry_id), request.call_id,
-                                   request.reply_stream, request.item_count, std::move(attempt)));
+  worker_reply reply(shared, std::string(entry_id), request.call_id, request.reply_stream,
+                     request.item_count, std::move(attempt));
+  if (request.pack_bytes) reply.allow_packs(*request.pack_bytes);
+  dispatcher.dispatch(request, deadline, std::move(reply));
 }
 
 // The entries of an XREADGROUP / XCLAIM reply: [[id, [f, v, ...]], ...].
@@ -751,14 +756,48 @@ void run_reader(const std::shared_ptr<worker_state>& shared, worker_dispatcher& 
   }
 }
 
-// The writer thread: every queued answer's XADD, then one XACK of their
-// entries, in one round trip; on a lost connection, the same batch again
-// once reconnected (an answer may then be written twice: callers keep the
-// first). Exits on its stop request, even with answers left (stop() asks
-// only once everything is written or its time is up).
+// One XADD of the writer: an answer entry of its own (pack empty), or a pack
+// of the answers `members` (indices into the writer's batch).
+struct planned_entry {
+  std::vector<std::size_t> members;
+  std::vector<wire::field> pack;
+};
+
+// The entries that carry `batch`'s answers: the answers to one client that
+// reads packs go in packs (in their order, each pack as large as the client
+// and the limits allow), the others one entry each.
+void plan_entries(const std::vector<outgoing>& batch, std::vector<planned_entry>& entries) {
+  entries.clear();
+  std::vector<bool> planned(batch.size(), false);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const outgoing& first = batch[i];
+    if (first.reply_stream.empty() || planned[i]) continue;
+    planned_entry entry{.members = {i}, .pack = {}};
+    if (first.pack_bytes > 0) {
+      wire::answer_pack pack(first.pack_bytes);
+      for (std::size_t j = i; j < batch.size(); ++j) {
+        const outgoing& out = batch[j];
+        if (planned[j] || out.pack_bytes == 0 || out.reply_stream != first.reply_stream) continue;
+        if (!pack.add(out.fields)) break;  // the rest in the next pack, in order
+        if (j != i) entry.members.push_back(j);
+        planned[j] = true;
+      }
+      if (entry.members.size() > 1) entry.pack = pack.take();
+    }
+    planned[i] = true;
+    entries.push_back(std::move(entry));
+  }
+}
+
+// The writer thread: every queued answer's XADD (packed per client that
+// reads packs), then one XACK of their entries, in one round trip; on a lost connection, the same
+// batch again once reconnected (an answer may then be written twice: callers keep the first). Exits
+// on its stop request, even with answers left (stop() asks only once everything is written or its
+// time is up).
 void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& stop) {
   reconnect_backoff backoff(s.options.reconnect);
   std::vector<outgoing> batch;
+  std::vector<planned_entry> entries;
   std::vector<std::string_view> argv;
   while (!stop.stop_requested()) {
     if (batch.empty()) {
@@ -775,17 +814,17 @@ void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& s
       if (!reconnect(s, slot, backoff, stop)) break;
       continue;
     }
-    std::size_t answers = 0;
-    for (const outgoing& out : batch) {
-      if (out.reply_stream.empty()) continue;
-      argv.assign({"XADD", out.reply_stream, "*"});
-      for (const wire::field& f : out.fields) {
+    plan_entries(batch, entries);
+    for (const planned_entry& entry : entries) {
+      argv.assign({"XADD", batch[entry.members.front()].reply_stream, "*"});
+      for (const wire::field& f :
+           entry.pack.empty() ? batch[entry.members.front()].fields : entry.pack) {
         argv.emplace_back(f.first);
         argv.emplace_back(f.second);
       }
       conn.append(argv);
-      ++answers;
     }
+    const std::size_t answers = entries.size();
     // Stream events before a call's final one are written, not acknowledged.
     argv.assign({"XACK", s.keys.request_stream(), wire::consumer_group});
     for (const outgoing& out : batch) {
@@ -802,17 +841,19 @@ void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& s
     }
     result<std::vector<redis_reply>> replies = conn.read_replies();
     if (!replies.ok()) continue;  // broken: reconnect, then the same batch again
-    std::size_t at = 0;
-    for (const outgoing& out : batch) {
-      if (out.reply_stream.empty()) continue;
-      if ((*replies)[at++].is_error()) {
-        bump(s.answers_refused);
-      } else if (!out.final) {
-        continue;  // counted with its stream's final answer
-      } else if (out.code) {
-        bump(s.answered_errors[static_cast<std::size_t>(*out.code) % s.answered_errors.size()]);
-      } else {
-        bump(s.answered_results);
+    for (std::size_t at = 0; at < entries.size(); ++at) {
+      const bool refused = (*replies)[at].is_error();
+      for (const std::size_t member : entries[at].members) {
+        const outgoing& out = batch[member];
+        if (refused) {
+          bump(s.answers_refused);
+        } else if (!out.final) {
+          continue;  // counted with its stream's final answer
+        } else if (out.code) {
+          bump(s.answered_errors[static_cast<std::size_t>(*out.code) % s.answered_errors.size()]);
+        } else {
+          bump(s.answered_results);
+        }
       }
     }
     if (acks) {

@@ -4,7 +4,7 @@
 //
 // Each input is one of:
 //   - a request entry, parsed as the worker of serving "fuzz" parses it;
-//   - an answer entry, parsed as a client parses it;
+//   - an answer entry or an answer pack, parsed as a client parses it;
 //   - item bytes, decoded as std::int64_t, std::string, std::vector<double>
 //     or a MSGPACK_DEFINE struct (decode_items, and decode_value of the whole).
 // Requests and answers that parse have their items (results, payload)
@@ -18,8 +18,8 @@
 //     a malformed request) is a reply stream of serving "fuzz" whose client
 //     made the call (a well-formed call id of that client);
 //   - what parses re-encodes, and the re-encoded entry parses to the same
-//     thing; decoded values re-encode to bytes that decode to the same value
-//     (bit-for-bit for doubles, so NaN and -0.0 count).
+//     thing (answers also when packed together); decoded values re-encode to bytes that decode to
+//     the same value (bit-for-bit for doubles, so NaN and -0.0 count).
 //
 // Input format: byte 0 picks the kind (mod 3: request, answer, items) and
 // byte 1 the limits (bit 0: the smallest entries, 8 items, depth 3) and,
@@ -178,19 +178,16 @@ void check_request(const wire::serving_keys& keys, std::span<const wire::field_v
   const wire::request_entry& r = *back.request;
   if (r.call_id != request.call_id || r.reply_stream != request.reply_stream ||
       r.form != request.form || r.budget_us != request.budget_us || r.items != request.items ||
-      r.item_count != request.item_count) {
+      r.item_count != request.item_count || r.pack_bytes != request.pack_bytes) {
     violation("a request changed in a round trip");
   }
   check_items_as_every_type(request.items, bounds);
 }
 
-void check_answer(std::span<const wire::field_view> fields, const wire::limits& bounds) {
-  const bs::result<wire::answer_entry> parsed = wire::parse_answer(fields, bounds);
-  if (!parsed.ok()) {
-    expect_invalid_argument(parsed.error(), "parse_answer");
-    return;
-  }
-  const wire::answer_entry& answer = *parsed;
+// One answer that parsed (an entry's or a pack member's); returns its fields
+// re-encoded.
+std::vector<wire::field> check_one_answer(const wire::answer_entry& answer,
+                                          const wire::limits& bounds) {
   bs::result<std::vector<wire::field>> again = wire::encode_answer(answer, bounds);
   if (!again.ok()) violation("a parsed answer does not re-encode: " + again.error().to_string());
   const std::vector<wire::field_view> views(again->begin(), again->end());
@@ -225,6 +222,32 @@ void check_answer(std::span<const wire::field_view> fields, const wire::limits& 
       break;
     }
     case wire::answer_kind::end: break;
+  }
+  return std::move(*again);
+}
+
+// An entry of a reply stream: an answer or a pack of them. What parses is
+// packed again, and that pack must read back as the same answers.
+void check_answer(std::span<const wire::field_view> fields, const wire::limits& bounds) {
+  wire::answer_pack pack(bounds.max_entry_bytes);
+  std::vector<std::vector<wire::field>> packed;
+  for (const bs::result<wire::answer_entry>& parsed : wire::parse_answers(fields, bounds)) {
+    if (!parsed.ok()) {
+      expect_invalid_argument(parsed.error(), "parse_answers");
+      continue;
+    }
+    std::vector<wire::field> encoded = check_one_answer(*parsed, bounds);
+    if (pack.add(encoded)) packed.push_back(std::move(encoded));
+  }
+  if (packed.empty()) return;
+  const std::vector<wire::field> entry = pack.take();
+  const std::vector<wire::field_view> views(entry.begin(), entry.end());
+  const std::vector<bs::result<wire::answer_entry>> back = wire::parse_answers(views, bounds);
+  if (back.size() != packed.size()) violation("a pack read back with another answer count");
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    if (!back[i].ok()) violation("a packed answer does not parse: " + back[i].error().to_string());
+    bs::result<std::vector<wire::field>> again = wire::encode_answer(*back[i], bounds);
+    if (!again.ok() || *again != packed[i]) violation("an answer changed in a pack");
   }
 }
 

@@ -129,6 +129,7 @@ class raw_client {
     request.budget_us = budget_us;
     request.items = std::move(items);
     request.item_count = count;
+    request.pack_bytes = pack_bytes_;
     std::string call_id = request.call_id;
     std::vector<wire::field> fields =
         wire::encode_request(keys_, std::move(request), wire::limits{}).value();
@@ -148,6 +149,10 @@ class raw_client {
     return std::string(reply.text());
   }
   std::string next_call_id() const { return wire::make_call_id(client_id_, sequence_ + 1); }
+  // Later requests say that this client reads answer packs of up to `bytes`.
+  void read_packs(std::size_t bytes) { pack_bytes_ = bytes; }
+  // Entries read from the reply stream (an answer pack counts once).
+  std::size_t entries_read() const { return entries_read_; }
 
   // Reads answers until `done()` holds (or patience runs out).
   void read_until(const std::function<bool()>& done) {
@@ -166,12 +171,15 @@ class raw_client {
           for (std::size_t i = 0; i + 1 < entry[1].size(); i += 2) {
             fields.emplace_back(entry[1][i].text(), entry[1][i + 1].text());
           }
-          bs::result<wire::answer_entry> answer = wire::parse_answer(fields, wire::limits{});
-          EXPECT_TRUE(answer.ok()) << answer.error().to_string();
-          if (!answer.ok()) continue;
-          EXPECT_EQ(answers_.count(answer->call_id), 0U)
-              << "a second answer to " << answer->call_id;
-          answers_.emplace(answer->call_id, std::move(*answer));
+          ++entries_read_;
+          for (bs::result<wire::answer_entry>& answer :
+               wire::parse_answers(fields, wire::limits{})) {
+            EXPECT_TRUE(answer.ok()) << answer.error().to_string();
+            if (!answer.ok()) continue;
+            EXPECT_EQ(answers_.count(answer->call_id), 0U)
+                << "a second answer to " << answer->call_id;
+            answers_.emplace(answer->call_id, std::move(*answer));
+          }
         }
       }
     }
@@ -211,6 +219,8 @@ class raw_client {
   std::string client_id_;
   std::string reply_stream_;
   std::uint64_t sequence_ = 0;
+  std::optional<std::size_t> pack_bytes_;
+  std::size_t entries_read_ = 0;
   std::string last_id_ = "0";
   std::map<std::string, wire::answer_entry> answers_;
 };
@@ -293,6 +303,35 @@ TEST_F(RedisWorkerTest, CallsOfSeveralClientsWrittenBeforeItStartedShareOneExecu
   EXPECT_EQ(results_of(c.answer(call_c)), std::vector<int>{36});
   EXPECT_EQ(local->stats().executions, 1U);
   EXPECT_EQ(local->stats().items_executed, 6U);
+}
+
+TEST_F(RedisWorkerTest, PacksTheAnswersToAClientThatReadsPacksAndOnlyThose) {
+  // One execution of 64 calls: 48 of a client that reads packs, 16 of one that
+  // does not. The writer takes what is queued when it wakes, so the first
+  // client's answers share entries (not one entry each); the second client
+  // gets one entry per answer, as an older client needs.
+  auto local = start_server(64, 10s);
+  raw_client packed = client("client-packed");
+  raw_client plain = client("client-plain");
+  packed.read_packs(wire::min_entry_bytes);
+  std::vector<std::pair<std::string, int>> calls_packed;
+  std::vector<std::pair<std::string, int>> calls_plain;
+  for (int i = 1; i <= 64; ++i) {
+    auto& calls = i % 4 == 0 ? calls_plain : calls_packed;
+    calls.emplace_back((i % 4 == 0 ? plain : packed).send(wire::call_form::one, {i}), i);
+  }
+  int_worker worker(*local, serving_name, quick_options());
+  for (const auto& [call, x] : calls_packed) {
+    EXPECT_EQ(results_of(packed.answer(call)), std::vector<int>{x * x}) << call;
+  }
+  for (const auto& [call, x] : calls_plain) {
+    EXPECT_EQ(results_of(plain.answer(call)), std::vector<int>{x * x}) << call;
+  }
+  EXPECT_EQ(local->stats().executions, 1U);
+  EXPECT_LT(packed.entries_read(), calls_packed.size());
+  EXPECT_EQ(plain.entries_read(), calls_plain.size());
+  ASSERT_TRUE(eventually([&] { return worker.stats().entries_acked == 64; }));
+  EXPECT_EQ(worker.stats().answered_results, 64U);
 }
 
 TEST_F(RedisWorkerTest, AnswersAMalformedEntryThatNamesItsReplyStreamInvalidArgument) {

@@ -181,7 +181,9 @@ wire::request_entry request_with(std::string items, wire::call_form form = wire:
           .reply_stream = "bs:{s}:replies:c1",
           .form = form,
           .budget_us = budget,
-          .items = std::move(items)};
+          .items = std::move(items),
+          .item_count = 0,
+          .pack_bytes = std::nullopt};
 }
 
 std::vector<wire::field> encoded_request(const wire::request_entry& request) {
@@ -660,6 +662,175 @@ TEST(WireAnswerTest, KnowsEveryErrcName) {
   }
   EXPECT_FALSE(wire::errc_from_string("unknown").has_value());
   EXPECT_FALSE(wire::errc_from_string("").has_value());
+}
+
+// ---------------------------------------------------------------- packs
+
+TEST(WireRequestTest, CarriesTheLargestAnswerPackTheClientReads) {
+  wire::request_entry request = request_with(items_of(std::vector<int>{1}));
+  request.pack_bytes = 1U << 20U;
+  std::vector<wire::field> fields = encoded_request(request);
+  EXPECT_EQ(fields[4], wire::field("pack", "1048576"));
+  wire::parsed_request parsed = wire::parse_request(keys_of("s"), views(fields), bounds);
+  ASSERT_TRUE(parsed.request.ok()) << parsed.request.error().to_string();
+  EXPECT_EQ(parsed.request->pack_bytes, std::optional<std::size_t>(1U << 20U));
+  EXPECT_FALSE(wire::parse_request(keys_of("s"), views(encoded_request(request_with("\x91\x01"))),
+                                   bounds)
+                   .request->pack_bytes.has_value());  // an older client: no packs
+
+  for (const char* bad : {"100", "x", "-1", ""}) {
+    fields[4].second = bad;
+    parsed = wire::parse_request(keys_of("s"), views(fields), bounds);
+    ASSERT_FALSE(parsed.request.ok()) << bad;
+    EXPECT_TRUE(contains(parsed.request.error(), "field \"pack\""))
+        << parsed.request.error().message();
+    EXPECT_TRUE(parsed.reply_to.has_value());  // still answerable
+  }
+  request.pack_bytes = wire::min_entry_bytes - 1;
+  const auto refused = wire::encode_request(keys_of("s"), request, bounds);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(contains(refused.error(), "less than min_entry_bytes"));
+}
+
+std::vector<wire::field> encoded(const wire::answer_entry& answer) {
+  return wire::encode_answer(answer, bounds).value();
+}
+
+std::vector<wire::answer_entry> unpacked(const std::vector<wire::field>& fields) {
+  std::vector<wire::answer_entry> out;
+  for (bs::result<wire::answer_entry>& answer : wire::parse_answers(views(fields), bounds)) {
+    EXPECT_TRUE(answer.ok()) << answer.error().to_string();
+    if (answer.ok()) out.push_back(std::move(*answer));
+  }
+  return out;
+}
+
+TEST(WireAnswerPackTest, CarriesAnswersOfEveryKindInTheirOrder) {
+  const std::vector<int> results{4, 9};
+  std::vector<wire::answer_entry> answers{
+      wire::results_answer("c1/1", std::span<const int>(results), bounds).value(),
+      wire::error_answer("c1/2", bs::error(bs::errc::timeout, "too late")),
+      wire::results_answer("c1/3", std::span<const int>(results), bounds, 0).value(),
+      wire::hook_event("c1/3", 1, "progress", "\x01"), wire::end_event("c1/3", 2)};
+  answers[2].attempt = "a.1";
+  wire::answer_pack pack(bounds.max_entry_bytes);
+  for (const wire::answer_entry& a : answers) ASSERT_TRUE(pack.add(encoded(a)));
+  EXPECT_EQ(pack.size(), answers.size());
+  const std::vector<wire::field> fields = pack.take();
+  EXPECT_EQ(pack.size(), 0U);
+  ASSERT_EQ(fields.size(), 3U);
+  EXPECT_EQ(fields[0], wire::field("v", "1"));
+  EXPECT_EQ(fields[1], wire::field("kind", "pack"));
+  EXPECT_EQ(fields[2].first, "answers");
+
+  const std::vector<wire::answer_entry> back = unpacked(fields);
+  ASSERT_EQ(back.size(), answers.size());
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    EXPECT_EQ(encoded(back[i]), encoded(answers[i])) << "answer " << i;
+  }
+  EXPECT_EQ(wire::decode_results<int>(back[0], bounds, 2).value(), results);
+  EXPECT_EQ(back[1].error_code, bs::errc::timeout);
+  EXPECT_EQ(back[2].attempt, "a.1");
+}
+
+TEST(WireAnswerPackTest, AnEntryOfItsOwnReadsAsOneAnswer) {
+  const wire::answer_entry answer = wire::end_event("c1/5", 3);
+  const std::vector<wire::answer_entry> back = unpacked(encoded(answer));
+  ASSERT_EQ(back.size(), 1U);
+  EXPECT_EQ(encoded(back[0]), encoded(answer));
+
+  std::vector<wire::field> bad = encoded(answer);
+  bad.erase(bad.begin() + 1);  // no id
+  const std::vector<bs::result<wire::answer_entry>> refused =
+      wire::parse_answers(views(bad), bounds);
+  ASSERT_EQ(refused.size(), 1U);
+  ASSERT_FALSE(refused[0].ok());
+  EXPECT_TRUE(contains(refused[0].error(), "answer entry field \"id\""));
+}
+
+TEST(WireAnswerPackTest, StaysWithinItsBytesAndRefusesWhatCannotFit) {
+  const std::string big(6000, 'r');
+  wire::answer_pack pack(wire::min_entry_bytes);
+  std::size_t added = 0;
+  wire::answer_entry answer;
+  answer.call_id = "c1/1";
+  answer.kind = wire::answer_kind::results;
+  answer.results = "\x91\xda\x17\x70" + big;  // one str 16 of 6000 bytes
+  while (pack.add(encoded(answer))) ++added;
+  EXPECT_EQ(added, 2U);  // a third would pass 16 KiB
+  const std::vector<wire::field> fields = pack.take();
+  std::size_t bytes = 0;
+  for (const wire::field& f : fields) bytes += f.first.size() + f.second.size();
+  EXPECT_LE(bytes, wire::min_entry_bytes);
+  const wire::limits small{.max_entry_bytes = wire::min_entry_bytes};
+  EXPECT_EQ(wire::parse_answers(views(fields), small).size(), 2U);
+
+  answer.results = "\x91\xda\x3f\xff" + std::string(0x3fff, 'r');  // alone near 16 KiB
+  EXPECT_FALSE(pack.add(encoded(answer)));  // an empty pack refuses only what is too large
+  EXPECT_EQ(pack.size(), 0U);
+}
+
+// A pack written by hand: `members` are MessagePack values, one per answer.
+std::vector<wire::field> pack_of(const std::vector<std::string>& members) {
+  std::string payload = "\xdd";
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    payload += static_cast<char>((members.size() >> static_cast<unsigned>(shift)) & 0xffU);
+  }
+  for (const std::string& m : members) payload += m;
+  return {{"v", "1"}, {"kind", "pack"}, {"answers", payload}};
+}
+
+// An answer's fields as a pack member: an array of str names and values.
+std::string member_of(const std::vector<wire::field>& fields) {
+  std::string out(1, static_cast<char>(0x90 + 2 * fields.size()));
+  for (const wire::field& f : fields) {
+    for (const std::string& s : {f.first, f.second}) {
+      out += static_cast<char>(0xd9);  // str 8
+      out += static_cast<char>(s.size());
+      out += s;
+    }
+  }
+  return out;
+}
+
+TEST(WireAnswerPackTest, AMalformedMemberIsDroppedAloneAndNamed) {
+  const std::string good = member_of(encoded(wire::end_event("c1/1", 0)));
+  const std::string no_id = member_of({{"v", "1"}, {"kind", "end"}, {"seq", "0"}});
+  const std::string nested =
+      member_of({{"v", "1"}, {"id", "c1/2"}, {"kind", "pack"}, {"answers", "\x90"}});
+  const std::vector<bs::result<wire::answer_entry>> read =
+      wire::parse_answers(views(pack_of({good, "\x05", "\x93\xa1v\xa1\x31\xa1x", no_id,
+                                         "\x92\xa1v\x07", nested, good})),
+                          bounds);
+  ASSERT_EQ(read.size(), 7U);
+  EXPECT_TRUE(read[0].ok());
+  EXPECT_TRUE(contains(read[1].error(), "answer 1: a non-negative integer, expected an array"))
+      << read[1].error().message();
+  EXPECT_TRUE(contains(read[2].error(), "answer 2: 3 elements")) << read[2].error().message();
+  EXPECT_TRUE(contains(read[3].error(), "field \"id\": missing")) << read[3].error().message();
+  EXPECT_TRUE(contains(read[4].error(), "answer 4: element 1 is")) << read[4].error().message();
+  EXPECT_TRUE(contains(read[5].error(), "unknown answer kind")) << read[5].error().message();
+  EXPECT_TRUE(read[6].ok());
+}
+
+TEST(WireAnswerPackTest, APackThatCannotBeReadIsOneError) {
+  auto only_error = [](const std::vector<wire::field>& fields, std::string_view says) {
+    const std::vector<bs::result<wire::answer_entry>> read =
+        wire::parse_answers(views(fields), bounds);
+    ASSERT_EQ(read.size(), 1U);
+    ASSERT_FALSE(read[0].ok());
+    EXPECT_TRUE(contains(read[0].error(), says)) << read[0].error().message();
+    EXPECT_EQ(read[0].error().code(), bs::errc::invalid_argument);
+  };
+  only_error({{"v", "1"}, {"kind", "pack"}}, "answer pack field \"answers\": missing");
+  only_error({{"v", "2"}, {"kind", "pack"}, {"answers", "\x90"}}, "unknown format version");
+  only_error({{"v", "1"}, {"kind", "pack"}, {"answers", "\x91"}}, "answers");  // truncated
+  only_error({{"v", "1"}, {"kind", "pack"}, {"answers", "\x05"}}, "expected an array");
+  only_error({{"v", "1"}, {"kind", "pack"}, {"answers", "\xdd\xff\xff\xff\xff"}}, "answers");
+  only_error(pack_of(std::vector<std::string>(wire::max_pack_answers + 1, "\x90")),
+             "1025 answers, more than 1024");
+  only_error({{"v", "1"}, {"kind", "pack"}, {"answers", "\x90"}, {"kind", "pack"}},
+             "given more than once");
 }
 
 }  // namespace

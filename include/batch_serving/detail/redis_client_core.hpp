@@ -158,6 +158,9 @@ class redis_client_core {
   // wait for a worker to come back). Sender thread only.
   void answer_sent_calls_no_worker() BATCH_SERVING_EXCLUDES(mu_);
   void process_entries(const redis_reply_view& streams);
+  // One answer read from the reply stream (an entry, or a member of a pack):
+  // delivered to its call, or counted as malformed, foreign or a duplicate.
+  void take_answer(result<wire::answer_entry> answer) BATCH_SERVING_EXCLUDES(mu_);
   // Connects for one thread (installing the connection for interrupt()),
   // with backoff; nullptr once stop is requested.
   std::unique_ptr<redis_connection> reconnect(const std::stop_token& stop,

@@ -43,6 +43,9 @@ class worker_reply {
   ~worker_reply();
 
   const std::string& call_id() const noexcept { return call_id_; }
+  // The client reads answer packs of up to `bytes` (its request's `pack`):
+  // this call's answers may travel in one with others to the same client.
+  void allow_packs(std::size_t bytes) noexcept { pack_bytes_ = bytes; }
 
   // Answers with `answer` (results_answer's result); when that is an error,
   // or the entry does not fit the limits, answers execution_failed saying
@@ -71,6 +74,7 @@ class worker_reply {
   std::size_t items_ = 0;
   std::optional<std::string> attempt_;  // set for streaming calls
   std::uint64_t next_seq_ = 0;
+  std::size_t pack_bytes_ = 0;  // 0: the client reads no packs
 };
 
 // What the typed part of a worker does with a well-formed, unexpired request.

@@ -34,6 +34,10 @@
 //              max_budget_us. A worker charges the time the entry waited in
 //              the stream to it with Redis's clock alone (entry_id_ms,
 //              budget_after_wait).
+//   pack       optional: the client reads answer packs (below) of at most
+//              this many bytes, decimal, at least min_entry_bytes. A worker
+//              sends packs only to a client that says so: an older client,
+//              or one that leaves it out, gets one answer entry per answer
 //   items      a MessagePack array, one element per item (codec<In>)
 //
 // ANSWER ENTRY (XADD bs:{NAME}:replies:CLIENT * ...), by a worker:
@@ -69,6 +73,19 @@
 //              max_type_name_bytes, no control characters (for messages)
 //   code       error: the errc name ("timeout", "execution_failed", ...)
 //   message    error: the message, at most max_error_message_bytes
+//
+// ANSWER PACK (XADD bs:{NAME}:replies:CLIENT * ...), by a worker: several
+// answer entries of one reply stream in one, so that the answers of one
+// worker round trip cost the client one entry to read, not one each:
+//   v          "1"
+//   kind       "pack"
+//   answers    a MessagePack array of answer entries in the order they were
+//              written, each an array of its fields' names and values in turn
+//              (name, value, name, value, ...; each a str or bin). Each is read
+//              exactly as an entry of its own would be; one that is malformed
+//              is dropped alone. A pack holds no pack
+// A pack is at most the smaller of the client's `pack` and the worker's
+// max_entry_bytes, like any entry counting its field names and values.
 //
 // PARSING trusts nothing: an entry larger than limits::max_entry_bytes (the
 // sum of its field names and values), more than max_entry_fields fields, a
@@ -111,6 +128,7 @@ inline constexpr std::size_t max_id_bytes = 64;  // client and consumer ids
 inline constexpr std::size_t max_hook_name_bytes = 200;
 inline constexpr std::size_t max_type_name_bytes = 512;
 inline constexpr std::size_t max_entry_fields = 32;
+inline constexpr std::size_t max_pack_answers = 1024;  // answers in one answer pack
 // error_answer() cuts longer messages, so an error answer always fits.
 inline constexpr std::size_t max_error_message_bytes = 8192;
 // The largest budget: its nanoseconds still fit a signed 64-bit count (292 years).
@@ -206,6 +224,8 @@ struct request_entry {
   std::optional<std::uint64_t> budget_us;  // nullopt: no deadline
   std::string items;  // MessagePack array (encode_items)
   std::size_t item_count = 0;  // set by parse_request
+  // The largest answer pack the client reads; nullopt: it reads none.
+  std::optional<std::size_t> pack_bytes;
 };
 
 // Where a worker sends the answer to a request.
@@ -263,6 +283,35 @@ struct answer_entry {
 [[nodiscard]] result<std::vector<field>> encode_answer(answer_entry answer, const limits& bounds);
 [[nodiscard]] result<answer_entry> parse_answer(std::span<const field_view> fields,
                                                 const limits& bounds);
+
+// Builds one answer pack from encoded answers (encode_answer's fields), in
+// the order they are added. Not thread-safe; allocates.
+class answer_pack {
+ public:
+  // A pack whose entry stays within max_bytes (names and values counted).
+  explicit answer_pack(std::size_t max_bytes);
+
+  // Adds `answer` when the pack still has room for it, else returns false and
+  // adds nothing (an empty pack refuses only an answer too large for it).
+  [[nodiscard]] bool add(std::span<const field> answer);
+  std::size_t size() const noexcept { return count_; }
+
+  // The pack's entry fields; the pack is empty again afterwards.
+  [[nodiscard]] std::vector<field> take();
+
+ private:
+  std::size_t max_payload_;
+  std::size_t count_ = 0;
+  std::string payload_;
+};
+
+// The answers one entry of a reply stream carries, in order: an answer entry
+// gives one (parse_answer's result), a pack its members, each parsed as an
+// entry of its own (one that is malformed is an error in its place; the others
+// still count). A pack that cannot be read at all gives one error. Never
+// throws.
+[[nodiscard]] std::vector<result<answer_entry>> parse_answers(std::span<const field_view> fields,
+                                                              const limits& bounds);
 
 // The errc named `name` ("timeout"), else nullopt.
 [[nodiscard]] std::optional<errc> errc_from_string(std::string_view name) noexcept;

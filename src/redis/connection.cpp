@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "batch_serving/detail/redis_connection.hpp"
+#include "batch_serving/detail/redis_reply_arena.hpp"
 
 namespace batch_serving::detail {
 namespace {
@@ -176,14 +177,14 @@ redis_reply::redis_reply(redis_reply&& other) noexcept : redis_reply_view(other.
 
 redis_reply& redis_reply::operator=(redis_reply&& other) noexcept {
   if (this != &other) {
-    if (reply_ != nullptr) freeReplyObject(const_cast<redisReply*>(reply_));
+    if (reply_ != nullptr) free_arena_reply(const_cast<redisReply*>(reply_));
     reply_ = std::exchange(other.reply_, nullptr);
   }
   return *this;
 }
 
 redis_reply::~redis_reply() {
-  if (reply_ != nullptr) freeReplyObject(const_cast<redisReply*>(reply_));
+  if (reply_ != nullptr) free_arena_reply(const_cast<redisReply*>(reply_));
 }
 
 // --------------------------------------------------------------- connection
@@ -234,6 +235,8 @@ result<redis_connection> redis_connection::connect(const redis_endpoint& endpoin
   if (raw == nullptr) {
     return error(errc::unavailable, "cannot connect to " + description + ": out of memory");
   }
+  // Before anything is read: every reply of this connection is an arena's.
+  if (raw->reader != nullptr) use_reply_arenas(raw->reader);
   redis_connection connection(raw, endpoint);
   if (raw->err != 0) {
     return error(errc::unavailable,

@@ -106,11 +106,12 @@ class redis_reply_view::iterator {
   std::size_t index_ = 0;
 };
 
-// An owned reply: the tree hiredis parsed, freed once on destruction (no
-// copy of the data is made). Move-only.
+// An owned reply: the tree hiredis parsed (in a few blocks per reply, not a
+// heap object per field: detail/redis_reply_arena.hpp), freed once on
+// destruction (no copy of the data is made). Move-only.
 class redis_reply : public redis_reply_view {
  public:
-  // Takes ownership of a reply hiredis returned.
+  // Takes ownership of a reply a redis_connection read (built in its arenas).
   explicit redis_reply(redisReply* owned) noexcept : redis_reply_view(owned) {}
   redis_reply(redis_reply&& other) noexcept;
   redis_reply& operator=(redis_reply&& other) noexcept;

@@ -1,6 +1,6 @@
 // A closed-loop load: C caller threads, each making one blocking call after
 // another for a fixed time, and what came out of it (items/s, per-call
-// latency percentiles, mean batch fill).
+// latency percentiles, mean batch fill, CPU time per item).
 //
 // Timeline: all threads are started and ready before the clock starts; then
 // a warm-up (not counted), then the measured window. A call counts when it
@@ -12,6 +12,8 @@
 //       },
 //       [&] { return batch_counters{...}; });
 #pragma once
+
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +28,16 @@
 #include "measurement.hpp"
 
 namespace bench {
+
+// User and system CPU time of every thread of this process so far, in s.
+inline double process_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 struct loop_result {
   measurement figures;
@@ -87,7 +99,9 @@ loop_result run_closed_loop(std::size_t callers, std::chrono::milliseconds warmu
   go.notify_all();
   std::this_thread::sleep_until(window_start);
   const batch_counters before = counters();
+  const double cpu_before = process_cpu_seconds();
   std::this_thread::sleep_until(window_end);
+  const double cpu_after = process_cpu_seconds();
   const batch_counters after = counters();
   for (auto& t : threads) t.join();
 
@@ -106,6 +120,9 @@ loop_result run_closed_loop(std::size_t callers, std::chrono::milliseconds warmu
   out.figures.p50_us = latency.p50_us;
   out.figures.p99_us = latency.p99_us;
   out.figures.mean_batch = mean_batch(before, after);
+  if (items > 0) {
+    out.figures.cpu_us_per_item = (cpu_after - cpu_before) * 1e6 / static_cast<double>(items);
+  }
   return out;
 }
 

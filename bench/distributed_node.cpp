@@ -100,12 +100,12 @@ int run_worker(const node_settings& s) {
                               {.batch_size = s.batch_size,
                                .batch_timeout = std::chrono::microseconds(s.batch_timeout_us)});
   batch_serving::redis_worker worker(local, s.serving, {.endpoint = loopback(s.port)});
-  const double cpu_before = own_cpu_seconds();
+  const double cpu_before = process_cpu_seconds();
   std::printf("ready\n");
   std::fflush(stdout);
   wait_for_end_of_stdin();
   worker.stop();
-  const double cpu_seconds = own_cpu_seconds() - cpu_before;
+  const double cpu_seconds = process_cpu_seconds() - cpu_before;
   const batch_serving::server_stats stats = local.stats();
   std::printf("stats %llu %llu %.6f\n", static_cast<unsigned long long>(stats.executions),
               static_cast<unsigned long long>(stats.items_executed), cpu_seconds);
@@ -144,7 +144,7 @@ int run_client(const node_settings& s) {
   wait_for_a_worker(client);
   const double ping_us = s.pings > 0 ? ping_round_trip_us(s.port, s.pings) : -1.0;
   const batch_serving::redis_client_stats before = client.stats();
-  const double cpu_before = own_cpu_seconds();
+  const double cpu_before = process_cpu_seconds();
   const loop_result r = run_closed_loop(
       s.callers, std::chrono::milliseconds(s.warmup_ms), std::chrono::milliseconds(s.duration_ms),
       [&client, items = s.items](std::size_t who) {
@@ -164,7 +164,7 @@ int run_client(const node_settings& s) {
         };
       },
       [] { return batch_counters{}; });
-  const double cpu_seconds = own_cpu_seconds() - cpu_before;
+  const double cpu_seconds = process_cpu_seconds() - cpu_before;
   const batch_serving::redis_client_stats after = client.stats();
   std::printf("result %.3f %.3f %.3f %llu %llu %llu %.3f %.6f\n",
               or_minus_one(r.figures.items_per_s), or_minus_one(r.figures.p50_us),

@@ -87,7 +87,4 @@ double ping_round_trip_us(int port, std::size_t count);
 // used_cpu_user + used_cpu_sys), in seconds. Throws std::runtime_error.
 double redis_cpu_seconds(int port);
 
-// The CPU time (user + system) this process has used so far, in seconds.
-double own_cpu_seconds();
-
 }  // namespace bench

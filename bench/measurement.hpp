@@ -14,6 +14,9 @@ struct measurement {
   std::optional<double> p50_us;
   std::optional<double> p99_us;
   std::optional<double> mean_batch;
+  // CPU time of the whole process (every thread: callers, partitions,
+  // spinning included) per item answered in the window, in us.
+  std::optional<double> cpu_us_per_item;
 };
 
 // Executions and executed items so far, read from a server's stats() or the
@@ -51,7 +54,8 @@ inline measurement median_of(const std::vector<measurement>& runs) {
     return median(values);
   };
   return {field(&measurement::items_per_s), field(&measurement::p50_us),
-          field(&measurement::p99_us), field(&measurement::mean_batch)};
+          field(&measurement::p99_us), field(&measurement::mean_batch),
+          field(&measurement::cpu_us_per_item)};
 }
 
 }  // namespace bench

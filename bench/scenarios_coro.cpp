@@ -78,7 +78,9 @@ loop_result measure_coroutines(const config& cfg, std::size_t callers,
   for (auto& t : tasks) t.start();
   std::this_thread::sleep_until(w.start);
   const batch_counters before = counters_of(srv);
+  const double cpu_before = process_cpu_seconds();
   std::this_thread::sleep_until(w.end);
+  const double cpu_after = process_cpu_seconds();
   const batch_counters after = counters_of(srv);
   for (auto& t : tasks) t.wait();
 
@@ -97,6 +99,9 @@ loop_result measure_coroutines(const config& cfg, std::size_t callers,
   out.figures.p50_us = latency.p50_us;
   out.figures.p99_us = latency.p99_us;
   out.figures.mean_batch = mean_batch(before, after);
+  if (items > 0) {
+    out.figures.cpu_us_per_item = (cpu_after - cpu_before) * 1e6 / static_cast<double>(items);
+  }
   return out;
 }
 

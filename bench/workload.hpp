@@ -85,6 +85,7 @@ inline row make_row(std::string scenario, std::string impl, std::optional<std::i
   r.p99_us = m.p99_us;
   r.mean_batch = m.mean_batch;
   r.runs = runs;
+  if (m.cpu_us_per_item) r.extra.emplace_back("cpu_us_per_item", m.cpu_us_per_item);
   return r;
 }
 

@@ -790,10 +790,11 @@ void plan_entries(const std::vector<outgoing>& batch, std::vector<planned_entry>
 }
 
 // The writer thread: every queued answer's XADD (packed per client that
-// reads packs), then one XACK of their entries, in one round trip; on a lost connection, the same
-// batch again once reconnected (an answer may then be written twice: callers keep the first). Exits
-// on its stop request, even with answers left (stop() asks only once everything is written or its
-// time is up).
+// reads packs), then one XACK of their entries, in one round trip; on a lost
+// connection, the same batch again once reconnected (an answer may then be
+// written twice: callers keep the first). Exits on its stop request, even
+// with answers left (stop() asks only once everything is written or its time
+// is up).
 void run_writer(worker_state& s, connection_slot& slot, const std::stop_token& stop) {
   reconnect_backoff backoff(s.options.reconnect);
   std::vector<outgoing> batch;
